@@ -1,0 +1,78 @@
+"""Strict JSON reading shared by every parser: bounded, no duplicate members, no NaN."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from .errors import InputError
+from .limits import DEFAULT_LIMITS, Limits
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            # Parser differentials on duplicate members let one signature mean two things.
+            raise ValueError(f"duplicate member {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _depth_exceeds(value: Any, max_depth: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def loads_strict(
+    data: bytes | str,
+    *,
+    what: str,
+    limits: Limits = DEFAULT_LIMITS,
+    error: type[InputError] = InputError,
+) -> Any:
+    """Parse untrusted JSON; raise `error` naming `what` on anything we would not sign or trust."""
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    if size > limits.max_json_bytes:
+        raise error(f"{what}: {size} bytes exceeds the limit of {limits.max_json_bytes}")
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise error(f"{what}: a UTF-8 byte order mark is not allowed in JSON")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{what}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    else:
+        text = data
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs_no_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}") from None
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{what}: not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+        ) from None
+    except ValueError as exc:
+        raise error(f"{what}: not valid JSON: {exc}") from None
+    if _depth_exceeds(value, limits.max_json_depth):
+        raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}")
+    return value

@@ -1,0 +1,191 @@
+"""Sign one payload with several profiles at once into one multi-signature DSSE envelope."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .dsse import Envelope, Signature, pae
+from .errors import ConfigError, SigningError
+from .signer import Signer
+
+
+@dataclass(frozen=True)
+class SigningRecord:
+    """What happened for one signer on one payload; holds no secret and no signature bytes."""
+
+    time: datetime
+    keyid: str
+    algorithm: str
+    reference: str
+    payload_type: str
+    payload_sha256: str
+    ok: bool
+    duration_seconds: float
+    signature_sha256: str | None = None
+    error: str | None = None
+
+
+RecordHook = Callable[[SigningRecord], None]
+
+
+@dataclass
+class _Outcome:
+    signature: bytes | None = None
+    error: str | None = None
+    duration: float = 0.0
+
+
+class MultiProfileSigner:
+    """Signs with N signers concurrently; emits only signatures that verify, in the given order.
+
+    `threshold=None` is the `all` policy; an integer k needs at least k signatures.
+    In-process signers (software keys) run on the caller's thread; the others (HSM, KMS,
+    keyless) each get a thread and `timeout` seconds.
+    """
+
+    def __init__(
+        self,
+        signers: Sequence[Signer],
+        *,
+        threshold: int | None = None,
+        timeout: float = 60.0,
+        hooks: Sequence[RecordHook] = (),
+    ) -> None:
+        if not signers:
+            raise ConfigError("no signers given")
+        seen: dict[bytes, int] = {}
+        for index, signer in enumerate(signers):
+            spki = signer.public_key.spki_der
+            if spki in seen:
+                raise ConfigError(
+                    f"the same key was given twice (signers {seen[spki] + 1} and {index + 1}, "
+                    f"keyid {signer.keyid})"
+                )
+            seen[spki] = index
+            if signer.keyid != signer.public_key.keyid:
+                raise ConfigError(
+                    f"signer {index + 1} reports keyid {signer.keyid} for another key"
+                )
+        if threshold is not None and not 1 <= threshold <= len(signers):
+            raise ConfigError(f"threshold {threshold} must be between 1 and {len(signers)}")
+        if timeout <= 0:
+            raise ConfigError("timeout must be positive")
+        self._signers = tuple(signers)
+        self._threshold = len(signers) if threshold is None else threshold
+        self._timeout = timeout
+        self._hooks = list(hooks)
+
+    @property
+    def signers(self) -> tuple[Signer, ...]:
+        return self._signers
+
+    @property
+    def threshold(self) -> int:
+        return self._threshold
+
+    def add_hook(self, hook: RecordHook) -> None:
+        self._hooks.append(hook)
+
+    def sign(self, payload: bytes, payload_type: str) -> Envelope:
+        """Return the envelope, or raise one SigningError naming every signer that failed."""
+        message = pae(payload_type, payload)
+        outcomes = [_Outcome() for _ in self._signers]
+        threads: list[tuple[int, threading.Thread]] = []
+        for index, signer in enumerate(self._signers):
+            if not getattr(signer, "in_process", False):
+                thread = threading.Thread(
+                    target=_run,
+                    args=(signer, message, outcomes[index]),
+                    daemon=True,
+                    name=f"dssesign-sign-{index}",
+                )
+                thread.start()
+                threads.append((index, thread))
+        for index, signer in enumerate(self._signers):
+            if getattr(signer, "in_process", False):
+                _run(signer, message, outcomes[index])
+        deadline = time.monotonic() + self._timeout
+        for index, thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                outcomes[index] = _Outcome(error=f"timed out after {self._timeout:g}s")
+        return self._finish(payload, payload_type, outcomes)
+
+    def _finish(self, payload: bytes, payload_type: str, outcomes: list[_Outcome]) -> Envelope:
+        payload_sha256 = hashlib.sha256(payload).hexdigest()
+        now = datetime.now(UTC)
+        records = [
+            SigningRecord(
+                time=now,
+                keyid=signer.keyid,
+                algorithm=signer.algorithm.name,
+                reference=_describe(signer),
+                payload_type=payload_type,
+                payload_sha256=payload_sha256,
+                ok=outcome.signature is not None,
+                duration_seconds=outcome.duration,
+                signature_sha256=(
+                    hashlib.sha256(outcome.signature).hexdigest() if outcome.signature else None
+                ),
+                error=outcome.error,
+            )
+            for signer, outcome in zip(self._signers, outcomes, strict=True)
+        ]
+        for record in records:
+            for hook in self._hooks:
+                try:
+                    hook(record)
+                except Exception as exc:
+                    # An audit trail that cannot record must stop the signature going out.
+                    raise SigningError(f"signing record hook failed: {exc}") from exc
+        signatures = tuple(
+            Signature(sig=outcome.signature, keyid=signer.keyid)
+            for signer, outcome in zip(self._signers, outcomes, strict=True)
+            if outcome.signature is not None
+        )
+        if len(signatures) < self._threshold:
+            failures = "; ".join(
+                f"{record.reference} ({record.keyid[:12]}): {record.error}"
+                for record in records
+                if not record.ok
+            )
+            policy = (
+                "all" if self._threshold == len(self._signers) else f"at least {self._threshold}"
+            )
+            raise SigningError(
+                f"signing policy '{policy}' not met: {len(signatures)} of {len(self._signers)} "
+                f"signed; {failures}"
+            )
+        return Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
+
+
+def _run(signer: Signer, message: bytes, outcome: _Outcome) -> None:
+    start = time.perf_counter()
+    try:
+        signature = signer.sign(message)
+        if not isinstance(signature, bytes):
+            outcome.error = f"backend returned {type(signature).__name__}, not bytes"
+        elif not signer.public_key.verify(signature, message):
+            # A faulty backend (or a wrong key behind a reference) never reaches the envelope.
+            outcome.error = "produced a signature that does not verify with its public key"
+        else:
+            outcome.signature = signature
+    except Exception as exc:
+        outcome.error = _one_line(exc)
+    finally:
+        outcome.duration = time.perf_counter() - start
+
+
+def _describe(signer: Signer) -> str:
+    reference = getattr(signer, "reference", None)
+    return reference if isinstance(reference, str) else type(signer).__name__
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Signing profiles: one module per backend, each registering its key-reference scheme."""

@@ -1,0 +1,38 @@
+"""Shared test helpers: fixture paths and small key factories."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dssesign.profiles.software import SoftwareSigner, generate
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+#: The six allow-listed algorithms by CLI name.
+ALL_ALGORITHMS = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-pss-3072", "rsa-pss-4096", "ml-dsa-65")
+
+
+@cache
+def _cached_key(algorithm: str, index: int) -> SoftwareSigner:
+    # RSA generation is slow; one key per (algorithm, index) per test session is plenty.
+    return generate(algorithm)
+
+
+def signer_for(algorithm: str, index: int = 0) -> SoftwareSigner:
+    return _cached_key(algorithm, index)
+
+
+@cache
+def dsse_vectors() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "dsse" / "dsse_vectors.json").read_text())
+    return data
+
+
+@pytest.fixture(params=ALL_ALGORITHMS)
+def any_signer(request: pytest.FixtureRequest) -> SoftwareSigner:
+    return signer_for(str(request.param))
