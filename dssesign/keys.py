@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeAlias
@@ -152,19 +153,23 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True only if `signature` is valid over `data` under this key's one algorithm."""
-        key = self._key
         try:
-            if isinstance(key, ed25519.Ed25519PublicKey | mldsa.MLDSA65PublicKey):
-                key.verify(signature, data)
-            elif isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(signature, data, ec.ECDSA(self.algorithm.hash_algorithm()))
-            else:
-                key.verify(
-                    signature, data, pss_padding(self.algorithm), self.algorithm.hash_algorithm()
-                )
+            self._verifier(signature, data)
         except (InvalidSignature, ValueError):
             return False
         return True
+
+    @cached_property
+    def _verifier(self) -> Callable[[bytes, bytes], None]:
+        # Bound once: the per-call isinstance dispatch showed up in the signing profile.
+        key = self._key
+        if isinstance(key, ed25519.Ed25519PublicKey | mldsa.MLDSA65PublicKey):
+            return key.verify
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            ecdsa = ec.ECDSA(self.algorithm.hash_algorithm())
+            return lambda signature, data: key.verify(signature, data, ecdsa)
+        pss, hash_algorithm = pss_padding(self.algorithm), self.algorithm.hash_algorithm()
+        return lambda signature, data: key.verify(signature, data, pss, hash_algorithm)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and self.spki_der == other.spki_der

@@ -117,42 +117,25 @@ class MultiProfileSigner:
         return self._finish(payload, payload_type, outcomes)
 
     def _finish(self, payload: bytes, payload_type: str, outcomes: list[_Outcome]) -> Envelope:
-        payload_sha256 = hashlib.sha256(payload).hexdigest()
-        now = datetime.now(UTC)
-        records = [
-            SigningRecord(
-                time=now,
-                keyid=signer.keyid,
-                algorithm=signer.algorithm.name,
-                reference=_describe(signer),
-                payload_type=payload_type,
-                payload_sha256=payload_sha256,
-                ok=outcome.signature is not None,
-                duration_seconds=outcome.duration,
-                signature_sha256=(
-                    hashlib.sha256(outcome.signature).hexdigest() if outcome.signature else None
-                ),
-                error=outcome.error,
-            )
-            for signer, outcome in zip(self._signers, outcomes, strict=True)
-        ]
-        for record in records:
-            for hook in self._hooks:
-                try:
-                    hook(record)
-                except Exception as exc:
-                    # An audit trail that cannot record must stop the signature going out.
-                    raise SigningError(f"signing record hook failed: {exc}") from exc
+        pairs = list(zip(self._signers, outcomes, strict=True))
+        if self._hooks:
+            for record in _records(pairs, payload, payload_type):
+                for hook in self._hooks:
+                    try:
+                        hook(record)
+                    except Exception as exc:
+                        # An audit trail that cannot record must stop the signature going out.
+                        raise SigningError(f"signing record hook failed: {exc}") from exc
         signatures = tuple(
             Signature(sig=outcome.signature, keyid=signer.keyid)
-            for signer, outcome in zip(self._signers, outcomes, strict=True)
+            for signer, outcome in pairs
             if outcome.signature is not None
         )
         if len(signatures) < self._threshold:
             failures = "; ".join(
-                f"{record.reference} ({record.keyid[:12]}): {record.error}"
-                for record in records
-                if not record.ok
+                f"{_describe(signer)} ({signer.keyid[:12]}): {outcome.error}"
+                for signer, outcome in pairs
+                if outcome.signature is None
             )
             policy = (
                 "all" if self._threshold == len(self._signers) else f"at least {self._threshold}"
@@ -162,6 +145,30 @@ class MultiProfileSigner:
                 f"signed; {failures}"
             )
         return Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
+
+
+def _records(
+    pairs: list[tuple[Signer, _Outcome]], payload: bytes, payload_type: str
+) -> list[SigningRecord]:
+    payload_sha256 = hashlib.sha256(payload).hexdigest()
+    now = datetime.now(UTC)
+    return [
+        SigningRecord(
+            time=now,
+            keyid=signer.keyid,
+            algorithm=signer.algorithm.name,
+            reference=_describe(signer),
+            payload_type=payload_type,
+            payload_sha256=payload_sha256,
+            ok=outcome.signature is not None,
+            duration_seconds=outcome.duration,
+            signature_sha256=(
+                hashlib.sha256(outcome.signature).hexdigest() if outcome.signature else None
+            ),
+            error=outcome.error,
+        )
+        for signer, outcome in pairs
+    ]
 
 
 def _run(signer: Signer, message: bytes, outcome: _Outcome) -> None:

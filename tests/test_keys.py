@@ -60,7 +60,10 @@ def test_signature_of_one_key_never_verifies_under_another() -> None:
     [
         (lambda: ec.generate_private_key(ec.SECP521R1()), "unsupported elliptic curve secp521r1"),
         (lambda: ec.generate_private_key(ec.SECP256K1()), "unsupported elliptic curve"),
-        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RSA key size 2048"),
+        (
+            lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "RSA key size 2048",
+        ),
     ],
 )
 def test_keys_outside_the_allow_list_are_refused(make: object, message: str) -> None:

@@ -10,6 +10,7 @@ from dssesign.errors import ConfigError, SigningError
 from dssesign.keys import Algorithm, PublicKey
 from dssesign.multisign import MultiProfileSigner, SigningRecord
 from dssesign.profiles.software import SoftwareSigner
+from dssesign.signer import Signer
 
 from .conftest import ALL_ALGORITHMS, signer_for
 
@@ -27,7 +28,11 @@ class _Backend:
         hang: threading.Event | None = None,
     ) -> None:
         self._inner, self._delay, self._fail, self._corrupt, self._hang = (
-            inner, delay, fail, corrupt, hang,
+            inner,
+            delay,
+            fail,
+            corrupt,
+            hang,
         )
         self.reference = f"fake://{inner.algorithm.cli_name}"
         self.calls = 0
@@ -65,7 +70,7 @@ def test_all_algorithms_sign_one_envelope_in_order() -> None:
 
 
 def test_order_is_the_given_order_whatever_finishes_first() -> None:
-    slow = _Backend(signer_for("ed25519"), delay=0.2)
+    slow: Signer = _Backend(signer_for("ed25519"), delay=0.2)
     fast = _Backend(signer_for("ecdsa-p256"))
     local = signer_for("ecdsa-p384")
     envelope = MultiProfileSigner([slow, fast, local]).sign(b"p", "t")
@@ -95,7 +100,7 @@ def test_a_corrupt_signature_never_reaches_the_envelope() -> None:
 
 
 def test_policy_not_met_lists_every_failure() -> None:
-    failing = [
+    failing: list[Signer] = [
         _Backend(signer_for("ed25519"), fail=RuntimeError("HSM unplugged")),
         _Backend(signer_for("ecdsa-p256"), fail=TimeoutError("KMS slow\nsecond line")),
         signer_for("ecdsa-p384"),
@@ -108,7 +113,7 @@ def test_policy_not_met_lists_every_failure() -> None:
 
 
 def test_k_of_n_emits_what_succeeded() -> None:
-    signers = [
+    signers: list[Signer] = [
         signer_for("ed25519"),
         _Backend(signer_for("ecdsa-p256"), fail=RuntimeError("down")),
         signer_for("ecdsa-p384"),
@@ -122,7 +127,7 @@ def test_timeout_per_signer() -> None:
     hung = _Backend(signer_for("ed25519"), hang=release)
     start = time.perf_counter()
     try:
-        with pytest.raises(SigningError, match="timed out after 0.2s"):
+        with pytest.raises(SigningError, match=r"timed out after 0\.2s"):
             MultiProfileSigner([hung, signer_for("ecdsa-p256")], timeout=0.2).sign(b"p", "t")
         assert time.perf_counter() - start < 2
     finally:
@@ -132,14 +137,19 @@ def test_timeout_per_signer() -> None:
 def test_hooks_get_a_record_per_signer_without_secrets() -> None:
     records: list[SigningRecord] = []
     failing = _Backend(signer_for("ecdsa-p256"), fail=RuntimeError("down"))
-    signer = MultiProfileSigner([signer_for("ed25519"), failing], threshold=1, hooks=[records.append])
+    signer = MultiProfileSigner(
+        [signer_for("ed25519"), failing], threshold=1, hooks=[records.append]
+    )
     signer.sign(b"p", "t")
     assert [(r.keyid, r.ok) for r in records] == [
         (signer_for("ed25519").keyid, True),
         (failing.keyid, False),
     ]
     assert records[0].signature_sha256 is not None and records[1].error == "RuntimeError: down"
-    assert records[0].payload_sha256 == "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940"
+    assert (
+        records[0].payload_sha256
+        == "148de9c5a7a44d19e56cd9ae1a554bf67847afb0c58f6e12fa29ac7ddfca9940"
+    )
     assert records[0].algorithm == "PKIX_ED25519"
 
 

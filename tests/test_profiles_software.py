@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from dssesign.errors import ConfigError, KeyFormatError
 from dssesign.profiles.software import (
@@ -67,7 +67,9 @@ def test_signature_encodings() -> None:
     sig = pss.sign(b"m")
     assert len(sig) == 384
     # Salt length = hash length, MGF1 on SHA-256: verify with exactly those parameters.
-    pss.public_key.key.verify(  # type: ignore[call-arg]
+    rsa_key = pss.public_key.key
+    assert isinstance(rsa_key, rsa.RSAPublicKey)
+    rsa_key.verify(
         sig,
         b"m",
         padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
@@ -106,7 +108,10 @@ def test_generate_every_algorithm_and_refuse_unknown() -> None:
     [
         (b"", "not a PEM private key"),
         (b"not a key", "not a PEM private key"),
-        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a PEM private key"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "not a PEM private key",
+        ),
     ],
 )
 def test_bad_private_key_files(data: bytes, message: str) -> None:

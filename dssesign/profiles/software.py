@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import unquote, urlparse
@@ -37,9 +38,7 @@ class SoftwareSigner:
         self._algorithm = algorithm_of(private_key)
         self._public_key = PublicKey(private_key.public_key())
         self.reference = reference
-        if isinstance(private_key, ec.EllipticCurvePrivateKey):
-            # RFC 6979: no RNG at signing time, and identical envelopes run to run.
-            self._ecdsa = ec.ECDSA(self._algorithm.hash_algorithm(), deterministic_signing=True)
+        self._sign = self._signing_function()
 
     @property
     def keyid(self) -> str:
@@ -54,12 +53,18 @@ class SoftwareSigner:
         return self._public_key
 
     def sign(self, data: bytes) -> bytes:
+        return self._sign(data)
+
+    def _signing_function(self) -> Callable[[bytes], bytes]:
         key = self._private_key
         if isinstance(key, ed25519.Ed25519PrivateKey | mldsa.MLDSA65PrivateKey):
-            return key.sign(data)  # ML-DSA: FIPS 204 with the empty context
+            return key.sign  # ML-DSA: FIPS 204 with the empty context
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(data, self._ecdsa)
-        return key.sign(data, pss_padding(self._algorithm), self._algorithm.hash_algorithm())
+            # RFC 6979: no RNG at signing time, and identical envelopes run to run.
+            ecdsa = ec.ECDSA(self._algorithm.hash_algorithm(), deterministic_signing=True)
+            return lambda data: key.sign(data, ecdsa)
+        pss, hash_algorithm = pss_padding(self._algorithm), self._algorithm.hash_algorithm()
+        return lambda data: key.sign(data, pss, hash_algorithm)
 
     def private_key_pem(self, password: bytes | None) -> bytes:
         """PKCS#8 PEM, encrypted with the best available scheme when a password is given."""

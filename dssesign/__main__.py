@@ -1,0 +1,5 @@
+"""`python -m dssesign`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,821 @@
+"""Predicate types: cosign's ``--type`` names, the predicate each puts in a Statement, validation.
+
+Every predicate is resolved and validated here before any key is loaded, so a malformed
+predicate is refused instead of signed. The JSON Schemas live in ``predicates/`` at the
+repository root (``dssesign/_predicates`` in a wheel) and are written from the specs; CycloneDX
+and SPDX documents are checked with their ecosystems' own libraries (``dssesign[sbom]``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.protocols import Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from ._json import loads_strict
+from .errors import InputError, PredicateError
+
+__all__ = [
+    "CUSTOM_URI",
+    "CYCLONEDX_URI",
+    "LINK_URI",
+    "OPENVEX_URI",
+    "SLSA_PROVENANCE_V02_URI",
+    "SLSA_PROVENANCE_V1_URI",
+    "SPDX_URI",
+    "TEST_RESULT_URI",
+    "VSA_URI",
+    "VULN_URI",
+    "PredicateType",
+    "PredicateValidator",
+    "RawPredicateBuilder",
+    "is_rfc3339_date_time",
+    "json_schema_validator",
+    "known_predicate_types",
+    "lookup_predicate_type",
+    "prepare_predicate",
+    "register_predicate_type",
+    "resolve_predicate_type",
+    "validate_predicate",
+]
+
+CUSTOM_URI = "https://cosign.sigstore.dev/attestation/v1"
+VULN_URI = "https://cosign.sigstore.dev/attestation/vuln/v1"
+SLSA_PROVENANCE_V02_URI = "https://slsa.dev/provenance/v0.2"
+SLSA_PROVENANCE_V1_URI = "https://slsa.dev/provenance/v1"
+SPDX_URI = "https://spdx.dev/Document"
+CYCLONEDX_URI = "https://cyclonedx.org/bom"
+LINK_URI = "https://in-toto.io/Link/v1"
+OPENVEX_URI = "https://openvex.dev/ns"
+VSA_URI = "https://slsa.dev/verification_summary/v1"
+TEST_RESULT_URI = "https://in-toto.io/attestation/test-result/v0.1"
+
+#: Raises PredicateError if ``predicate`` (already known to be a JSON object) breaks the type.
+PredicateValidator = Callable[[str, dict[str, Any]], None]
+#: Builds the predicate from the raw file bytes instead of parsing them as JSON.
+RawPredicateBuilder = Callable[[bytes, datetime], object]
+
+_SBOM_HINT = "pip install 'dssesign[sbom]'"
+_MAX_MESSAGE = 300
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredicateType:
+    """A predicate type: its URI, the ``--type`` names for it, and how its predicates are checked.
+
+    ``validator`` None accepts any JSON object (in-toto predicates are objects). ``aliases`` are
+    further predicateType URIs checked the same way (e.g. a version-pinned URI). ``from_file``
+    replaces JSON parsing of the predicate file, as cosign's ``custom`` type does.
+    """
+
+    uri: str
+    short_names: tuple[str, ...] = ()
+    validator: PredicateValidator | None = None
+    title: str = ""
+    aliases: tuple[str, ...] = ()
+    from_file: RawPredicateBuilder | None = None
+
+    def __post_init__(self) -> None:
+        # Tolerate lists from callers; the registry relies on hashable, immutable tuples.
+        object.__setattr__(self, "short_names", tuple(self.short_names))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        return (self.uri, *self.aliases)
+
+
+_SHORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class _Registry:
+    """Short name and URI lookup over the registered types, in registration order."""
+
+    def __init__(self, types: Iterable[PredicateType] = ()) -> None:
+        self._types: list[PredicateType] = []
+        self._by_short: dict[str, PredicateType] = {}
+        self._by_uri: dict[str, PredicateType] = {}
+        for ptype in types:
+            self.add(ptype)
+
+    def copy(self) -> _Registry:
+        return _Registry(self._types)
+
+    def types(self) -> tuple[PredicateType, ...]:
+        return tuple(self._types)
+
+    def by_short(self, name: str) -> PredicateType | None:
+        return self._by_short.get(name)
+
+    def by_uri(self, uri: str) -> PredicateType | None:
+        return self._by_uri.get(uri)
+
+    def add(self, ptype: PredicateType, *, replace: bool = False) -> None:
+        for uri in ptype.uris:
+            problem = _type_uri_problem(uri)
+            if problem:
+                raise ValueError(f"predicate type URI {uri!r}: {problem}")
+        for name in ptype.short_names:
+            if not _SHORT_NAME.fullmatch(name):
+                raise ValueError(f"predicate short name {name!r}: letters, digits, '.', '_', '-'")
+        clashes = {self._by_uri[u] for u in ptype.uris if u in self._by_uri}
+        clashes |= {self._by_short[n] for n in ptype.short_names if n in self._by_short}
+        if clashes and not replace:
+            taken = ", ".join(sorted(t.uri for t in clashes))
+            raise ValueError(f"predicate type {ptype.uri} clashes with registered {taken}")
+        for old in clashes:
+            self._types.remove(old)
+        self._types.append(ptype)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._by_short = {n: t for t in self._types for n in t.short_names}
+        self._by_uri = {u: t for t in self._types for u in t.uris}
+
+
+def register_predicate_type(ptype: PredicateType, *, replace: bool = False) -> PredicateType:
+    """Add a predicate type (e.g. from a plugin); ``replace`` drops any type it clashes with."""
+    _REGISTRY.add(ptype, replace=replace)
+    return ptype
+
+
+def known_predicate_types() -> tuple[PredicateType, ...]:
+    """Every registered type, for ``predicate-types`` and ``--help``."""
+    return _REGISTRY.types()
+
+
+def lookup_predicate_type(uri: str) -> PredicateType | None:
+    """The registered type whose URI or alias is ``uri``; None for a URI nobody registered."""
+    return _REGISTRY.by_uri(uri)
+
+
+# --- --type resolution ----------------------------------------------------------------------
+
+_URI_WITH_AUTHORITY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]+)(.*)", re.DOTALL)
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:.+", re.DOTALL)
+_MAX_TYPE_URI = 2048
+
+
+def _type_uri_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute in-toto TypeURI, or None if it is one."""
+    if not value:
+        return "empty"
+    if len(value) > _MAX_TYPE_URI:
+        return f"longer than {_MAX_TYPE_URI} characters"
+    if any(not 0x21 <= ord(ch) <= 0x7E for ch in value):
+        return "a URI may not contain spaces, control or non-ASCII characters"
+    if value[:4].lower() == "urn:":
+        if not value.startswith("urn:"):
+            return "the scheme must be lowercase (in-toto TypeURI is case-normalized)"
+        return None if _URN.fullmatch(value) else "not a valid urn: (urn:<nid>:<nss>)"
+    match = _URI_WITH_AUTHORITY.fullmatch(value)
+    if match is None:
+        return "not an absolute URI with a scheme and authority (scheme://host/...) or a urn:"
+    scheme, authority = match.group(1), match.group(2)
+    if scheme != scheme.lower() or authority != authority.lower():
+        # TypeURI: "the scheme and authority MUST be in lowercase" (RFC 3986 section 6.2.2.1).
+        return "the scheme and authority must be lowercase (in-toto TypeURI is case-normalized)"
+    return None
+
+
+def resolve_predicate_type(type_: str) -> str:
+    """Map a cosign ``--type`` short name to its URI as cosign does; absolute URIs pass as is."""
+    ptype = _REGISTRY.by_short(type_)
+    if ptype is not None:
+        return ptype.uri
+    problem = _type_uri_problem(type_)
+    if problem is None:
+        return type_
+    names = ", ".join(n for t in _REGISTRY.types() for n in t.short_names)
+    if ":" in type_:
+        raise InputError(f"predicate type {type_!r}: {problem}")
+    raise InputError(
+        f"unknown predicate type {type_!r}: use one of {names}, "
+        "or an absolute URI such as https://example.com/my-predicate/v1"
+    )
+
+
+# --- building and validating predicates ------------------------------------------------------
+
+
+def prepare_predicate(
+    type_: str, raw: bytes, *, timestamp: datetime | None = None
+) -> tuple[str, object]:
+    """Turn ``--type`` and the predicate file's bytes into (predicateType, predicate), or refuse.
+
+    ``timestamp`` (default: now) is only used by types that stamp the predicate, i.e. cosign's
+    ``custom`` wrapper. Every other type must be a JSON object that passes its validation.
+    """
+    uri = resolve_predicate_type(type_)
+    ptype = _REGISTRY.by_uri(uri)
+    if ptype is not None and ptype.from_file is not None:
+        return uri, ptype.from_file(raw, timestamp if timestamp is not None else datetime.now(UTC))
+    try:
+        predicate = loads_strict(raw, what="predicate file")
+    except InputError as exc:
+        detail = str(exc).removeprefix("predicate file: ")
+        if not detail.startswith("not valid JSON") and "exceeds the limit" not in detail:
+            detail = f"not valid JSON: {detail}"  # e.g. not UTF-8 or a byte order mark
+        raise InputError(
+            f"predicate file: {detail} (--type {type_} needs a JSON object; "
+            "only --type custom wraps other content)"
+        ) from None
+    validate_predicate(uri, predicate)
+    return uri, predicate
+
+
+def validate_predicate(type_uri: str, predicate: object) -> None:
+    """Refuse ``predicate`` if it is not a JSON object or breaks its type's rules.
+
+    Raises PredicateError naming the failing JSON path. URIs nobody registered accept any object.
+    """
+    if not isinstance(predicate, dict):
+        raise PredicateError(f"$: a predicate must be a JSON object, not {_json_kind(predicate)}")
+    ptype = _REGISTRY.by_uri(type_uri)
+    if ptype is None or ptype.validator is None:
+        return
+    try:
+        ptype.validator(type_uri, predicate)
+    except RecursionError:
+        raise PredicateError("$: predicate nested too deeply to validate") from None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+# --- cosign's custom wrapper ----------------------------------------------------------------
+
+
+def _go_rfc3339_utc(moment: datetime) -> str:
+    """Go's ``t.UTC().Format(time.RFC3339)``: whole seconds (truncated), 4-digit year, 'Z'."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamp must be timezone-aware")
+    t = moment.astimezone(UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+
+
+def _cosign_custom_predicate(raw: bytes, timestamp: datetime) -> dict[str, str]:
+    """cosign's ``{"Data": string(file), "Timestamp": RFC 3339 UTC}``; the file need not be JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # cosign (structpb.NewStruct) refuses invalid UTF-8 too; silently replacing bytes would
+        # sign something other than the file.
+        raise InputError(
+            f"predicate file: not UTF-8 text (byte {exc.start}); --type custom embeds the file "
+            "as a JSON string"
+        ) from None
+    return {"Data": text, "Timestamp": _go_rfc3339_utc(timestamp)}
+
+
+# --- formats --------------------------------------------------------------------------------
+
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def is_rfc3339_date_time(value: str) -> bool:
+    """RFC 3339 section 5.6 ``date-time``, with real calendar days and leap seconds at 23:59 UTC."""
+    match = _DATE_TIME.fullmatch(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    if not 1 <= month <= 12:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = 29 if month == 2 and leap else _DAYS_IN_MONTH[month - 1]
+    if not 1 <= day <= days or hour > 23 or minute > 59 or second > 60:
+        return False
+    offset = 0
+    if match.group(7):
+        off_hour, off_minute = int(match.group(8)), int(match.group(9))
+        if off_hour > 23 or off_minute > 59:
+            return False
+        offset = (off_hour * 60 + off_minute) * (1 if match.group(7) == "+" else -1)
+    # A leap second can only be the last second of a UTC day.
+    return second < 60 or (hour * 60 + minute - offset) % 1440 == 1439
+
+
+_URI_CHARS = r"A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%"
+_URI = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*:[{_URI_CHARS}]*")
+_IRI = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*:(?:[{_URI_CHARS}]|[^\x00-\x9f\s])*")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _is_uri(value: str) -> bool:
+    return _URI.fullmatch(value) is not None and _BAD_PERCENT.search(value) is None
+
+
+def _is_iri(value: str) -> bool:
+    return _IRI.fullmatch(value) is not None and _BAD_PERCENT.search(value) is None
+
+
+def _string_format(check: Callable[[str], bool]) -> Callable[[object], bool]:
+    # Formats only constrain strings; the "type" keyword reports anything else.
+    return lambda value: not isinstance(value, str) or check(value)
+
+
+# jsonschema only checks "date-time" when rfc3339-validator is installed and "uri" with
+# rfc3987; our own checkers make both assertions unconditional, so a bad value never passes.
+_FORMATS = FormatChecker(formats=())
+_FORMATS.checks("date-time")(_string_format(is_rfc3339_date_time))
+_FORMATS.checks("uri")(_string_format(_is_uri))
+_FORMATS.checks("iri")(_string_format(_is_iri))
+
+
+@functools.cache
+def _compiled_pattern(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262, where '$' matches only at the very end; Python's '$'
+    # also matches before a final newline, which would let "<hex>\n" pass as a digest.
+    if pattern.endswith("$"):
+        body = pattern[:-1]
+        if (len(body) - len(body.rstrip("\\"))) % 2 == 0:  # an anchor, not an escaped "\$"
+            pattern = body + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern_keyword(
+    validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and _compiled_pattern(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_SchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _pattern_keyword}
+)
+
+
+# --- schema files ---------------------------------------------------------------------------
+
+_SCHEMA_SUFFIX = ".schema.json"
+_ANCHOR_SCHEMA = "intoto-v1-fields.schema.json"
+
+
+def _schema_search_path() -> list[Traversable]:
+    """The wheel's ``dssesign/_predicates`` first, then ``<repo>/predicates`` (editable/source)."""
+    package = __package__ or "dssesign"
+    return [
+        resources.files(package).joinpath("_predicates"),
+        Path(__file__).resolve().parent.parent / "predicates",
+    ]
+
+
+@functools.cache
+def _schema_dir() -> Traversable:
+    searched = _schema_search_path()
+    for candidate in searched:
+        if candidate.is_dir() and candidate.joinpath(_ANCHOR_SCHEMA).is_file():
+            return candidate
+    # A packaging bug: fail closed rather than sign unvalidated predicates.
+    raise RuntimeError("predicate schemas not found in " + ", ".join(str(c) for c in searched))
+
+
+@functools.cache
+def _bundled_schemas() -> dict[str, dict[str, Any]]:
+    schemas: dict[str, dict[str, Any]] = {}
+    for entry in _schema_dir().iterdir():
+        if entry.name.endswith(_SCHEMA_SUFFIX):
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            _SchemaValidator.check_schema(schema)
+            schemas[entry.name] = schema
+    return schemas
+
+
+@functools.cache
+def _schema_registry() -> Registry[Any]:
+    """Every bundled schema by ``$id``, so predicate schemas can $ref the in-toto field types."""
+    resources_ = [
+        (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012))
+        for schema in _bundled_schemas().values()
+    ]
+    return Registry().with_resources(resources_)
+
+
+def _compile(schema: Mapping[str, Any]) -> Validator:
+    return _SchemaValidator(schema, registry=_schema_registry(), format_checker=_FORMATS)
+
+
+@functools.cache
+def _bundled(name: str) -> Validator:
+    return _compile(_bundled_schemas()[name])
+
+
+def _drop_nulls(value: Any) -> Any:
+    """A copy without null-valued members: SLSA says unset, null and empty mean the same."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def json_schema_validator(
+    schema: Mapping[str, Any] | str | os.PathLike[str], *, null_means_unset: bool = False
+) -> PredicateValidator:
+    """A validator for ``register_predicate_type`` from a JSON Schema (draft 2020-12) or its path.
+
+    The schema may $ref ``urn:dssesign:schema:intoto-v1-fields#/$defs/ResourceDescriptor`` and
+    the other in-toto field types. It is compiled on first use, with date-time/uri enforced.
+    """
+
+    @functools.cache
+    def compiled() -> Validator:
+        if isinstance(schema, Mapping):
+            contents: dict[str, Any] = dict(schema)
+        else:
+            contents = json.loads(Path(schema).read_text(encoding="utf-8"))
+        _SchemaValidator.check_schema(contents)
+        return _compile(contents)
+
+    def validate(type_uri: str, predicate: dict[str, Any]) -> None:
+        instance = _drop_nulls(predicate) if null_means_unset else predicate
+        _raise_best(compiled().iter_errors(instance))
+
+    return validate
+
+
+def _bundled_validator(
+    name: str,
+    *,
+    null_means_unset: bool = False,
+    extra: Callable[[dict[str, Any]], None] | None = None,
+) -> PredicateValidator:
+    def validate(type_uri: str, predicate: dict[str, Any]) -> None:
+        instance = _drop_nulls(predicate) if null_means_unset else predicate
+        _raise_best(_bundled(name).iter_errors(instance))
+        if extra is not None:
+            extra(instance)
+
+    return validate
+
+
+# --- jsonschema errors -> PredicateError ----------------------------------------------------
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _json_path(elements: Iterable[object]) -> str:
+    path = "$"
+    for element in elements:
+        if isinstance(element, int):
+            path += f"[{element}]"
+        elif isinstance(element, str) and _IDENTIFIER.fullmatch(element):
+            path += f".{element}"
+        else:
+            path += f"[{json.dumps(str(element))}]"
+    return path
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _scalar_repr(value: object) -> str:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return _clip(json.dumps(value))
+    return _json_kind(value)
+
+
+def _lineage(error: ValidationError) -> Iterator[ValidationError]:
+    """The error, then the anyOf/oneOf errors it is nested in."""
+    node: object = error
+    while isinstance(node, ValidationError):
+        yield node
+        node = node.parent
+
+
+def _to_predicate_error(error: ValidationError) -> PredicateError:
+    elements: list[object] = list(error.absolute_path)
+    message = error.message
+    shown = repr(error.instance)
+    if len(shown) > 60 and message.startswith(shown):
+        # jsonschema starts many messages with the whole failing value; name its kind instead.
+        message = _json_kind(error.instance) + message[len(shown) :]
+    for node in _lineage(error):  # a schema's own "errorMessage" beats jsonschema's wording
+        custom = node.schema.get("errorMessage") if isinstance(node.schema, Mapping) else None
+        if isinstance(custom, str):
+            elements = list(node.absolute_path)
+            message = custom
+            if not isinstance(node.instance, dict | list):
+                message += f", got {_scalar_repr(node.instance)}"
+            break
+    else:
+        required = error.validator_value
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = (
+                [p for p in required if p not in error.instance]
+                if isinstance(required, list)
+                else []
+            )
+            if missing:  # name the missing member in the path, not just its parent
+                elements.append(missing[0])
+    path = _json_path(elements)
+    return PredicateError(f"{path}: {_clip(message)}", path)
+
+
+def _raise_best(errors: Iterable[ValidationError]) -> None:
+    error = best_match(errors)
+    if error is not None:
+        raise _to_predicate_error(error)
+
+
+# --- SLSA VSA: one level per track ----------------------------------------------------------
+
+_SLSA_TRACK_LEVEL = re.compile(r"SLSA_([A-Z0-9_]+?)_LEVEL_([0-9]+|UNEVALUATED)")
+
+
+def _check_vsa_levels(predicate: dict[str, Any]) -> None:
+    """verification_summary.md: "Users MUST NOT include more than one level per SLSA track"."""
+    first: dict[str, str] = {}
+    for index, level in enumerate(predicate.get("verifiedLevels", ())):
+        match = _SLSA_TRACK_LEVEL.fullmatch(level)
+        if match is None:
+            continue
+        track = match.group(1)
+        if track in first:
+            path = f"$.verifiedLevels[{index}]"
+            raise PredicateError(
+                f"{path}: more than one level for the SLSA {track} track "
+                f"({first[track]} and {level}); the VSA spec allows one per track",
+                path,
+            )
+        first[track] = level
+
+
+# --- CycloneDX (cyclonedx-python-lib) -------------------------------------------------------
+
+_CYCLONEDX_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
+_SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
+
+
+@functools.cache
+def _cyclonedx_format_checker() -> FormatChecker:
+    # The library validates with Draft7's global checker, which skips date-time unless
+    # rfc3339-validator is installed; add ours without touching that shared instance.
+    checker = FormatChecker(formats=())
+    checker.checkers.update(Draft7Validator.FORMAT_CHECKER.checkers)
+    checker.checks("date-time")(_string_format(is_rfc3339_date_time))
+    return checker
+
+
+@functools.cache
+def _cyclonedx_schema(spec_version: str) -> Validator | None:
+    """The official CycloneDX JSON schema for ``spec_version`` as shipped by the library."""
+    try:
+        from cyclonedx.schema import SchemaVersion  # noqa: PLC0415 - slow, optional
+        from cyclonedx.validation.json import JsonStrictValidator  # noqa: PLC0415
+    except ImportError:
+        raise InputError(
+            f"validating a CycloneDX predicate needs cyclonedx-python-lib: {_SBOM_HINT}"
+        ) from None
+    try:
+        library = JsonStrictValidator(SchemaVersion.from_version(spec_version))
+    except ValueError:  # a version the installed library has no JSON schema for
+        return None
+    # JsonStrictValidator only validates JSON text and stops at the first error; its compiled
+    # jsonschema validator lets us validate the parsed object, rank errors and enforce
+    # date-time. The attribute is the library's own cached validator (schema + registry).
+    inner: Any = getattr(library, "_validator", None)
+    if not (hasattr(inner, "evolve") and hasattr(inner, "iter_errors")):
+        # The library changed its internals: refuse rather than skip the checks.
+        raise InputError(
+            "this cyclonedx-python-lib version exposes no JSON schema validator dssesign can use"
+        )
+    evolved: Validator = inner.evolve(format_checker=_cyclonedx_format_checker())
+    return evolved
+
+
+def _validate_cyclonedx(type_uri: str, predicate: dict[str, Any]) -> None:
+    if "specVersion" not in predicate:
+        raise PredicateError("$.specVersion: 'specVersion' is a required property", "$.specVersion")
+    spec = predicate["specVersion"]
+    if not isinstance(spec, str) or not _SPEC_VERSION.fullmatch(spec):
+        raise PredicateError(
+            f'$.specVersion: must be a CycloneDX version such as "1.6", got {_scalar_repr(spec)}',
+            "$.specVersion",
+        )
+    pinned = type_uri.removeprefix(CYCLONEDX_URI + "/v") if type_uri != CYCLONEDX_URI else spec
+    if pinned != spec:
+        raise PredicateError(
+            f"$.specVersion: predicate type {type_uri} needs specVersion {pinned!r}, got {spec!r}",
+            "$.specVersion",
+        )
+    schema = _cyclonedx_schema(spec)
+    if schema is None:
+        raise PredicateError(
+            f"$.specVersion: CycloneDX {spec} has no JSON schema in the installed "
+            "cyclonedx-python-lib",
+            "$.specVersion",
+        )
+    try:
+        errors = list(schema.iter_errors(predicate))
+    except Exception as exc:  # the library's schema machinery on untrusted input: fail closed
+        raise PredicateError(f"$: CycloneDX validation failed: {type(exc).__name__}") from None
+    _raise_best(errors)
+
+
+# --- SPDX 2.x (spdx-tools) ------------------------------------------------------------------
+
+
+@functools.cache
+def _spdx_tools() -> tuple[
+    Callable[[dict[str, Any]], Any], Callable[[Any], list[Any]], type[Exception]
+]:
+    try:
+        # Slow to import and optional: only loaded for an SPDX predicate.
+        from spdx_tools.spdx.parser.error import SPDXParsingError  # noqa: PLC0415
+        from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import (  # noqa: PLC0415
+            JsonLikeDictParser,
+        )
+        from spdx_tools.spdx.validation.document_validator import (  # noqa: PLC0415
+            validate_full_spdx_document,
+        )
+    except ImportError:
+        raise InputError(f"validating an SPDX predicate needs spdx-tools: {_SBOM_HINT}") from None
+
+    def parse(document: dict[str, Any]) -> Any:
+        return JsonLikeDictParser().parse(document)  # type: ignore[no-untyped-call]
+
+    return parse, validate_full_spdx_document, SPDXParsingError
+
+
+def _flatten(messages: object) -> Iterator[str]:
+    if isinstance(messages, list | tuple):
+        for item in messages:
+            yield from _flatten(item)
+    else:
+        yield str(messages)
+
+
+def _spdx_element_path(document: dict[str, Any], spdx_id: object) -> str | None:
+    if spdx_id is None:
+        return None
+    if document.get("SPDXID") == spdx_id:
+        return "$"
+    for key in ("packages", "files", "snippets"):
+        for index, element in enumerate(document.get(key) or ()):
+            if isinstance(element, dict) and element.get("SPDXID") == spdx_id:
+                return f"$.{key}[{index}]"
+    return None
+
+
+def _spdx_relationship_path(document: dict[str, Any], relationship: Any) -> str:
+    wanted = (
+        getattr(relationship, "spdx_element_id", None),
+        getattr(getattr(relationship, "relationship_type", None), "name", None),
+        str(getattr(relationship, "related_spdx_element_id", None)),
+    )
+    for index, element in enumerate(document.get("relationships") or ()):
+        if isinstance(element, dict):
+            found = (
+                element.get("spdxElementId"),
+                element.get("relationshipType"),
+                str(element.get("relatedSpdxElement")),
+            )
+            if found == wanted:
+                return f"$.relationships[{index}]"
+    # spdx-tools also derives relationships from documentDescribes and hasFiles.
+    return "$"
+
+
+def _spdx_path(document: dict[str, Any], context: Any) -> str:
+    """Best-effort JSON path for an spdx-tools ValidationContext (it names SPDX ids, not paths)."""
+    kind = getattr(getattr(context, "element_type", None), "name", None)
+    if kind in {"PACKAGE", "FILE", "SNIPPET"}:
+        return _spdx_element_path(document, context.spdx_id) or "$"
+    if kind == "RELATIONSHIP":
+        return _spdx_relationship_path(document, context.full_element)
+    if kind == "EXTRACTED_LICENSING_INFO":
+        return "$.hasExtractedLicensingInfos"
+    if kind == "EXTERNAL_DOCUMENT_REF":
+        return "$.externalDocumentRefs"
+    if kind in {"DOCUMENT", "CREATION_INFO"}:
+        return "$"
+    # Checksums, external refs, verification codes, license expressions, actors, annotations.
+    return _spdx_element_path(document, getattr(context, "parent_id", None)) or "$"
+
+
+def _validate_spdx(type_uri: str, predicate: dict[str, Any]) -> None:
+    _raise_best(_bundled("spdx-2-structure.schema.json").iter_errors(predicate))
+    pinned = type_uri.removeprefix(SPDX_URI + "/v")
+    if type_uri != SPDX_URI and predicate["spdxVersion"] != f"SPDX-{pinned}":
+        raise PredicateError(
+            f"$.spdxVersion: predicate type {type_uri} needs 'SPDX-{pinned}', "
+            f"got {_scalar_repr(predicate['spdxVersion'])}",
+            "$.spdxVersion",
+        )
+    parse, validate_document, parsing_error = _spdx_tools()
+    try:
+        # The parser gets a copy: the predicate we sign must stay exactly what was given.
+        document = parse(copy.deepcopy(predicate))
+        messages = validate_document(document)
+    except parsing_error as exc:
+        detail = "; ".join(_flatten(getattr(exc, "messages", [str(exc)])))
+        raise PredicateError(_clip(f"$: spdx-tools cannot parse the document: {detail}")) from None
+    except Exception as exc:  # the library on untrusted input: fail closed
+        raise PredicateError(
+            _clip(f"$: spdx-tools cannot parse the document: {type(exc).__name__}: {exc}")
+        ) from None
+    if messages:
+        first = messages[0]
+        path = _spdx_path(predicate, first.context)
+        raise PredicateError(_clip(f"{path}: {first.validation_message}"), path)
+
+
+# --- built-in types -------------------------------------------------------------------------
+
+_BUILTIN_TYPES = (
+    PredicateType(
+        CUSTOM_URI,
+        ("custom",),
+        _bundled_validator("cosign-custom-v1.schema.json"),
+        "cosign custom wrapper: {Data: file contents, Timestamp}",
+        from_file=_cosign_custom_predicate,
+    ),
+    PredicateType(
+        SLSA_PROVENANCE_V02_URI,
+        ("slsaprovenance", "slsaprovenance02"),
+        None,
+        "SLSA Provenance v0.2 (JSON object check only)",
+    ),
+    PredicateType(
+        SLSA_PROVENANCE_V1_URI,
+        ("slsaprovenance1",),
+        _bundled_validator("slsa-provenance-v1.schema.json", null_means_unset=True),
+        "SLSA Build Provenance v1",
+    ),
+    PredicateType(
+        SPDX_URI,
+        ("spdx", "spdxjson"),
+        _validate_spdx,
+        "SPDX 2.2/2.3 JSON document (spdx-tools)",
+        aliases=(SPDX_URI + "/v2.3",),
+    ),
+    PredicateType(
+        CYCLONEDX_URI,
+        ("cyclonedx",),
+        _validate_cyclonedx,
+        "CycloneDX JSON BOM (cyclonedx-python-lib)",
+        aliases=tuple(f"{CYCLONEDX_URI}/v{v}" for v in _CYCLONEDX_VERSIONS),
+    ),
+    PredicateType(LINK_URI, ("link",), None, "in-toto Link (JSON object check only)"),
+    PredicateType(VULN_URI, ("vuln",), None, "cosign vulnerability scan (JSON object check only)"),
+    PredicateType(
+        OPENVEX_URI,
+        ("openvex",),
+        _bundled_validator("openvex.schema.json"),
+        "OpenVEX v0.2.0 document",
+        aliases=(OPENVEX_URI + "/v0.2.0",),
+    ),
+    PredicateType(
+        VSA_URI,
+        ("vsa",),
+        _bundled_validator(
+            "slsa-vsa-v1.schema.json", null_means_unset=True, extra=_check_vsa_levels
+        ),
+        "SLSA Verification Summary v1",
+    ),
+    PredicateType(
+        TEST_RESULT_URI,
+        ("test-result",),
+        _bundled_validator("test-result-v0.1.schema.json", null_means_unset=True),
+        "in-toto Test Result v0.1",
+    ),
+)
+
+_REGISTRY = _Registry(_BUILTIN_TYPES)

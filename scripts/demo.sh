@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on embedded defaults. Three software keys (Ed25519, ECDSA P-256,
+# ML-DSA-65) sign one SLSA provenance v1 statement for a fixture artifact in a single
+# multi-signature DSSE envelope. Everything happens in a temporary directory.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# Keys are encrypted with a demo passphrase handed over in the environment, never in argv.
+export DSSESIGN_KEY_PASSWORD="demo-passphrase-not-for-production"
+
+echo "== 1. keys"
+for alg in ed25519 ecdsa-p256 ml-dsa-65; do
+  printf '  %-11s keyid ' "$alg"
+  dssesign keygen --algorithm "$alg" --out "$work/$alg"
+done
+
+echo
+echo "== 2. statement (SLSA provenance v1) for fixtures/artifacts/hello-1.0.tar.gz"
+dssesign statement \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --out "$work/statement.json"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  predicateType", s["predicateType"]); [print("  subject", d["name"], "sha256:"+d["digest"]["sha256"]) for d in s["subject"]]' "$work/statement.json"
+
+echo
+echo "== 3. sign with three profiles at once (MultiProfileSigner)"
+dssesign attest \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --key "$work/ed25519.key" --key "$work/ecdsa-p256.key" --key "$work/ml-dsa-65.key" \
+  --out "$work/hello.intoto.dsse.json"
+
+echo
+echo "== 4. the envelope"
+python3 - "$work/hello.intoto.dsse.json" <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+print(f"  payloadType  {env['payloadType']}")
+print(f"  payload      {len(base64.b64decode(env['payload']))} bytes (RFC 8785 canonical JSON)")
+for s in env["signatures"]:
+    print(f"  signature    keyid {s['keyid'][:16]}…  {len(base64.b64decode(s['sig']))} bytes")
+PY
