@@ -14,7 +14,14 @@ from dssesign.profiles.software import SoftwareSigner, generate
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 #: The six allow-listed algorithms by CLI name.
-ALL_ALGORITHMS = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-pss-3072", "rsa-pss-4096", "ml-dsa-65")
+ALL_ALGORITHMS = (
+    "ed25519",
+    "ecdsa-p256",
+    "ecdsa-p384",
+    "rsa-pss-3072",
+    "rsa-pss-4096",
+    "ml-dsa-65",
+)
 
 
 @cache

@@ -21,7 +21,9 @@ SSLIB_ALGORITHMS = ("ed25519", "ecdsa-p256", "ecdsa-p384", "rsa-pss-3072", "rsa-
 def _sslib_key(signer: SoftwareSigner) -> Any:
     algorithm = signer.algorithm
     assert algorithm.sslib_scheme is not None
-    return SSlibKey.from_crypto(signer.public_key.key, keyid=signer.keyid, scheme=algorithm.sslib_scheme)
+    return SSlibKey.from_crypto(
+        signer.public_key.key, keyid=signer.keyid, scheme=algorithm.sslib_scheme
+    )
 
 
 def _ours(signers: list[SoftwareSigner], payload: bytes) -> Envelope:
