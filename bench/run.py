@@ -11,7 +11,12 @@ from pathlib import Path
 
 from ._harness import Comparison
 
-MODULES = ("bench.bench_canonical", "bench.bench_digest", "bench.bench_sign")
+MODULES = (
+    "bench.bench_canonical",
+    "bench.bench_digest",
+    "bench.bench_sign",
+    "bench.bench_verify",
+)
 
 
 def _machine() -> str:

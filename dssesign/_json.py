@@ -73,6 +73,8 @@ def loads_strict(
         ) from None
     except ValueError as exc:
         raise error(f"{what}: not valid JSON: {exc}") from None
-    if _depth_exceeds(value, limits.max_json_depth):
+    # Depth cannot exceed the number of opening brackets, so most documents skip the walk.
+    brackets = text.count("[") + text.count("{")
+    if brackets > limits.max_json_depth and _depth_exceeds(value, limits.max_json_depth):
         raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}")
     return value

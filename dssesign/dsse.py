@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from .errors import EnvelopeError
 from .limits import DEFAULT_LIMITS, Limits
 
 _ENVELOPE_FIELDS = ("payload", "payloadType", "signatures")
+_B64_VALUE = {
+    c: i for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + "0123456789+/")
+}
 _SIGNATURE_FIELDS = ("keyid", "sig")
 
 
@@ -38,8 +42,15 @@ def b64decode(text: str, *, what: str) -> bytes:
         data = base64.b64decode(normalized.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise EnvelopeError(f"{what}: not valid base64") from None
-    if base64.b64encode(data).decode("ascii") != normalized:
-        # Non-canonical padding bits would give one signature many spellings.
+    # Non-zero padding bits would give one byte string many spellings; only the last
+    # character before the padding can carry them.
+    if normalized.endswith("=="):
+        spare = _B64_VALUE[normalized[-3]] & 0x0F
+    elif normalized.endswith("="):
+        spare = _B64_VALUE[normalized[-2]] & 0x03
+    else:
+        spare = 0
+    if spare:
         raise EnvelopeError(f"{what}: non-canonical base64")
     return data
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on embedded defaults. Three software keys (Ed25519, ECDSA P-256,
 # ML-DSA-65) sign one SLSA provenance v1 statement for a fixture artifact in a single
-# multi-signature DSSE envelope. Everything happens in a temporary directory.
+# multi-signature DSSE envelope, which is then verified offline against a trust root built
+# here; a tampered copy is rejected. Everything happens in a temporary directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -42,3 +43,34 @@ print(f"  payload      {len(base64.b64decode(env['payload']))} bytes (RFC 8785 c
 for s in env["signatures"]:
     print(f"  signature    keyid {s['keyid'][:16]}…  {len(base64.b64decode(s['sig']))} bytes")
 PY
+
+echo
+echo "== 5. trust root: the three keys, 2 of them must sign, and one must be post-quantum"
+dssesign trust-root init --out "$work/trust-root.json" --threshold 2 >/dev/null
+for alg in ed25519 ecdsa-p256 ml-dsa-65; do
+  dssesign trust-root add-key "$work/trust-root.json" --public-key "$work/$alg.pub" --label "$alg" >/dev/null
+done
+dssesign trust-root set-policy "$work/trust-root.json" --hybrid and >/dev/null
+dssesign trust-root show "$work/trust-root.json" | sed 's/^/  /'
+
+echo
+echo "== 6. verify offline (no network): signatures, policy, and the artifact's digest"
+dssesign verify --trust-root "$work/trust-root.json" \
+  --artifact "$here/fixtures/artifacts/hello-1.0.tar.gz" --type slsaprovenance1 \
+  "$work/hello.intoto.dsse.json" | sed 's/^/  /'
+
+echo
+echo "== 7. a tampered copy (one byte of the payload changed) is rejected"
+python3 - "$work/hello.intoto.dsse.json" "$work/tampered.json" <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+payload = bytearray(base64.b64decode(env["payload"]))
+payload[payload.index(b"hello-1.0.tar.gz")] ^= 0x20   # hello -> Hello
+env["payload"] = base64.b64encode(bytes(payload)).decode()
+json.dump(env, open(sys.argv[2], "w"))
+PY
+if dssesign verify --trust-root "$work/trust-root.json" "$work/tampered.json" 2>&1 | sed 's/^/  /'; then
+  echo "  BUG: the tampered envelope verified" >&2
+  exit 1
+fi
+echo "  rejected, as it must be"

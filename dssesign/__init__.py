@@ -1,0 +1,197 @@
+"""dssesign: in-toto Statements signed into multi-signature DSSE envelopes, verified offline.
+
+Names are imported on first use, so `dssesign verify` never pays for jsonschema or the
+signing profiles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: public name -> (module, attribute)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "ALGORITHMS": (".keys", "ALGORITHMS"),
+    "Algorithm": (".keys", "Algorithm"),
+    "CanonicalizationError": (".errors", "CanonicalizationError"),
+    "ConfigError": (".errors", "ConfigError"),
+    "DEFAULT_LIMITS": (".limits", "DEFAULT_LIMITS"),
+    "DssesignError": (".errors", "DssesignError"),
+    "Envelope": (".dsse", "Envelope"),
+    "EnvelopeError": (".errors", "EnvelopeError"),
+    "InputError": (".errors", "InputError"),
+    "KeyFormatError": (".errors", "KeyFormatError"),
+    "Limits": (".limits", "Limits"),
+    "MultiProfileSigner": (".multisign", "MultiProfileSigner"),
+    "PAYLOAD_TYPE": (".statement", "PAYLOAD_TYPE"),
+    "PredicateError": (".errors", "PredicateError"),
+    "PredicateType": (".predicates", "PredicateType"),
+    "PublicKey": (".keys", "PublicKey"),
+    "ResourceDescriptor": (".statement", "ResourceDescriptor"),
+    "STATEMENT_TYPE_V1": (".statement", "STATEMENT_TYPE_V1"),
+    "Signature": (".dsse", "Signature"),
+    "Signer": (".signer", "Signer"),
+    "SignerOptions": (".signer", "SignerOptions"),
+    "SigningError": (".errors", "SigningError"),
+    "SigningRecord": (".multisign", "SigningRecord"),
+    "SoftwareSigner": (".profiles.software", "SoftwareSigner"),
+    "StatementError": (".errors", "StatementError"),
+    "TrustRoot": (".trustroot", "TrustRoot"),
+    "TrustRootError": (".trustroot", "TrustRootError"),
+    "VerificationError": (".errors", "VerificationError"),
+    "VerificationFailure": (".verify", "VerificationFailure"),
+    "VerificationResult": (".verify", "VerificationResult"),
+    "build_statement": (".statement", "build_statement"),
+    "canonicalize": (".canonical", "canonicalize"),
+    "digest_file": (".statement", "digest_file"),
+    "generate_key": (".profiles.software", "generate"),
+    "get_algorithm": (".keys", "get_algorithm"),
+    "keyid_of_spki": (".keys", "keyid_of_spki"),
+    "known_predicate_types": (".predicates", "known_predicate_types"),
+    "load_public_key": (".keys", "load_public_key"),
+    "load_signer": (".signer", "load_signer"),
+    "load_trust_root": (".trustroot", "load_trust_root"),
+    "pae": (".dsse", "pae"),
+    "parse_statement": (".statement", "parse_statement"),
+    "prepare_predicate": (".predicates", "prepare_predicate"),
+    "read_trust_root": (".trustroot", "read_trust_root"),
+    "register_predicate_type": (".predicates", "register_predicate_type"),
+    "register_scheme": (".signer", "register_scheme"),
+    "resolve_predicate_type": (".predicates", "resolve_predicate_type"),
+    "statement_payload": (".statement", "statement_payload"),
+    "subject_from_digest": (".statement", "subject_from_digest"),
+    "subject_from_file": (".statement", "subject_from_file"),
+    "validate_predicate": (".predicates", "validate_predicate"),
+    "validate_statement": (".statement", "validate_statement"),
+    "verify_signed_trust_root": (".trustroot", "verify_signed_trust_root"),
+}
+
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_LIMITS",
+    "PAYLOAD_TYPE",
+    "STATEMENT_TYPE_V1",
+    "Algorithm",
+    "CanonicalizationError",
+    "ConfigError",
+    "DssesignError",
+    "Envelope",
+    "EnvelopeError",
+    "InputError",
+    "KeyFormatError",
+    "Limits",
+    "MultiProfileSigner",
+    "PredicateError",
+    "PredicateType",
+    "PublicKey",
+    "ResourceDescriptor",
+    "Signature",
+    "Signer",
+    "SignerOptions",
+    "SigningError",
+    "SigningRecord",
+    "SoftwareSigner",
+    "StatementError",
+    "TrustRoot",
+    "TrustRootError",
+    "VerificationError",
+    "VerificationFailure",
+    "VerificationResult",
+    "build_statement",
+    "canonicalize",
+    "digest_file",
+    "generate_key",
+    "get_algorithm",
+    "keyid_of_spki",
+    "known_predicate_types",
+    "load_public_key",
+    "load_signer",
+    "load_trust_root",
+    "pae",
+    "parse_statement",
+    "prepare_predicate",
+    "read_trust_root",
+    "register_predicate_type",
+    "register_scheme",
+    "resolve_predicate_type",
+    "statement_payload",
+    "subject_from_digest",
+    "subject_from_file",
+    "validate_predicate",
+    "validate_statement",
+    "verify_signed_trust_root",
+]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'dssesign' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from .canonical import canonicalize
+    from .dsse import Envelope, Signature, pae
+    from .errors import (
+        CanonicalizationError,
+        ConfigError,
+        DssesignError,
+        EnvelopeError,
+        InputError,
+        KeyFormatError,
+        PredicateError,
+        SigningError,
+        StatementError,
+        VerificationError,
+    )
+    from .keys import (
+        ALGORITHMS,
+        Algorithm,
+        PublicKey,
+        get_algorithm,
+        keyid_of_spki,
+        load_public_key,
+    )
+    from .limits import DEFAULT_LIMITS, Limits
+    from .multisign import MultiProfileSigner, SigningRecord
+    from .predicates import (
+        PredicateType,
+        known_predicate_types,
+        prepare_predicate,
+        register_predicate_type,
+        resolve_predicate_type,
+        validate_predicate,
+    )
+    from .profiles.software import SoftwareSigner
+    from .profiles.software import generate as generate_key
+    from .signer import Signer, SignerOptions, load_signer, register_scheme
+    from .statement import (
+        PAYLOAD_TYPE,
+        STATEMENT_TYPE_V1,
+        ResourceDescriptor,
+        build_statement,
+        digest_file,
+        parse_statement,
+        statement_payload,
+        subject_from_digest,
+        subject_from_file,
+        validate_statement,
+    )
+    from .trustroot import (
+        TrustRoot,
+        TrustRootError,
+        load_trust_root,
+        read_trust_root,
+        verify_signed_trust_root,
+    )
+    from .verify import VerificationFailure, VerificationResult

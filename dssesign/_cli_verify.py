@@ -1,0 +1,245 @@
+"""`dssesign verify`: offline verification of one envelope, or of many across every core."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._cli_common import add_json, print_json
+from ._fileio import read_bounded
+from .errors import ConfigError, DssesignError, VerificationError
+
+if TYPE_CHECKING:
+    from .trustroot import TrustRoot
+
+#: Envelopes read per directory before we refuse (bounded work for a directory argument).
+MAX_ENVELOPES = 1_000_000
+
+
+def register(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="verify DSSE envelopes offline against a trust root",
+        description="Verify each ENVELOPE (a file, or a directory of *.json files) offline.",
+    )
+    verify.add_argument("--trust-root", required=True, metavar="FILE")
+    verify.add_argument(
+        "--root-keyid",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="pin a root keyid: the trust root must then be a DSSE-signed trust root",
+    )
+    verify.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file whose SHA-256 must match a subject; repeatable",
+    )
+    verify.add_argument(
+        "--digest",
+        action="append",
+        default=[],
+        metavar="ALG:HEX",
+        help="a digest that must match a subject; repeatable",
+    )
+    verify.add_argument(
+        "--type", dest="predicate_type", metavar="TYPE", help="required predicate type"
+    )
+    verify.add_argument("--at", metavar="TIME", help="verification time, RFC 3339 UTC")
+    verify.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes for many envelopes (default: every core)",
+    )
+    verify.add_argument("envelopes", nargs="+", metavar="ENVELOPE")
+    add_json(verify)
+    verify.set_defaults(handler=_cmd_verify)
+
+
+@dataclass(frozen=True)
+class _Request:
+    trust_root: bytes
+    digests: tuple[str, ...]
+    artifacts: tuple[str, ...]
+    predicate_type: str | None
+    at: datetime | None
+
+
+def load_trust_root_arg(path: str, pins: Sequence[str]) -> TrustRoot:
+    """A plain trust root, or a DSSE-signed one checked against pinned root keyids."""
+    from ._json import loads_strict
+    from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
+
+    data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+    document = loads_strict(data, what=f"trust root {path}")
+    signed = isinstance(document, dict) and "payloadType" in document
+    if signed and not pins:
+        raise ConfigError(f"trust root {path} is DSSE-signed: pin its root keys with --root-keyid")
+    if not signed and pins:
+        raise ConfigError(f"--root-keyid given but trust root {path} is not signed")
+    if signed:
+        return verify_signed_trust_root(data, pinned_root_keyids=pins)
+    return load_trust_root(data)
+
+
+def _expand(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file()))
+        else:
+            found.append(path)
+        if len(found) > MAX_ENVELOPES:
+            raise ConfigError(f"more than {MAX_ENVELOPES} envelopes given")
+    if not found:
+        raise ConfigError("no envelopes found (a directory is searched for *.json files)")
+    return found
+
+
+# --- worker side: one trust root per process, loaded once ------------------------------------
+
+_worker_root: TrustRoot | None = None
+
+
+def _init_worker(trust_root: bytes) -> None:
+    global _worker_root  # noqa: PLW0603 - per-process cache, set once by the pool initializer
+    from .trustroot import load_trust_root
+
+    _worker_root = load_trust_root(trust_root)
+
+
+def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, dict[str, object]]:
+    from .limits import DEFAULT_LIMITS
+    from .verify import failure_report, verify
+
+    try:
+        data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
+        result = verify(
+            data,
+            root,
+            artifacts=request.artifacts,
+            digests=request.digests,
+            predicate_type=request.predicate_type,
+            at=request.at,
+        )
+    except VerificationError as exc:
+        return 1, {"envelope": str(path), **failure_report(exc)}
+    except DssesignError as exc:
+        return exc.exit_code, {
+            "envelope": str(path),
+            "ok": False,
+            "code": "UNREADABLE",
+            "message": str(exc),
+        }
+    return 0, {"envelope": str(path), **result.to_dict()}
+
+
+def _verify_in_worker(path: Path, request: _Request) -> tuple[int, dict[str, object]]:
+    assert _worker_root is not None
+    return _verify_one(path, _worker_root, request)
+
+
+def _run_all(
+    paths: list[Path], root: TrustRoot, request: _Request, jobs: int
+) -> Iterator[tuple[int, dict[str, object]]]:
+    if jobs <= 1 or len(paths) < 64:
+        for path in paths:
+            yield _verify_one(path, root, request)
+        return
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(request.trust_root,)
+    ) as pool:
+        chunk = max(1, min(256, len(paths) // (jobs * 8)))
+        yield from pool.map(_verify_in_worker, paths, [request] * len(paths), chunksize=chunk)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .trustroot import dump_trust_root, parse_time
+
+    root = load_trust_root_arg(args.trust_root, args.root_keyid)
+    at = parse_time(args.at, what="--at") if args.at else None
+    predicate_type = None
+    if args.predicate_type:
+        from .predicates import resolve_predicate_type
+
+        predicate_type = resolve_predicate_type(args.predicate_type)
+    paths = _expand(args.envelopes)
+    digests = list(args.digest)
+    artifacts = tuple(args.artifact)
+    if len(paths) > 1 and artifacts:
+        # Hash each artifact once, not once per envelope.
+        from .statement import digest_file
+
+        digests += [f"sha256:{digest_file(a)['sha256']}" for a in artifacts]
+        artifacts = ()
+    request = _Request(
+        trust_root=dump_trust_root(root, allow_incomplete=True),
+        digests=tuple(digests),
+        artifacts=artifacts,
+        predicate_type=predicate_type,
+        at=at,
+    )
+    jobs = args.jobs or os.cpu_count() or 1
+    results = _run_all(paths, root, request, jobs)
+    if len(paths) == 1:
+        code, report = next(results)
+        report.pop("envelope")
+        if args.json:
+            print_json(report)
+        elif code == 0:
+            print(f"OK: {report['message']}")
+            for key in report.get("keysCounted", []):  # type: ignore[attr-defined]
+                label = f" ({key['label']})" if key.get("label") else ""
+                print(f"  {key['algorithm']:<26} {key['keyid']}{label}")
+        else:
+            print(
+                f"error: verification failed [{report['code']}]: {report['message']}",
+                file=sys.stderr,
+            )
+        return code
+    return _report_many(results, len(paths), json_output=args.json)
+
+
+def _report_many(
+    results: Iterator[tuple[int, dict[str, object]]], total: int, *, json_output: bool
+) -> int:
+    worst = 0
+    reports: list[dict[str, object]] = []
+    failed = 0
+    progress = None
+    if sys.stderr.isatty() and not json_output:
+        from rich.progress import Progress
+
+        progress = Progress(transient=True)
+        progress.start()
+        task = progress.add_task("verifying", total=total)
+    try:
+        for code, report in results:
+            worst = max(worst, code)
+            if json_output:
+                reports.append(report)
+            elif code:
+                failed += 1
+                print(f"FAIL {report['envelope']}: [{report['code']}] {report['message']}")
+            if progress is not None:
+                progress.advance(task)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if json_output:
+        print_json(reports)
+    else:
+        print(f"{total - failed} of {total} envelopes verified")
+    return worst
