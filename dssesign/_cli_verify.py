@@ -110,14 +110,14 @@ def _expand(paths: Sequence[str]) -> list[Path]:
 
 # --- worker side: one trust root per process, loaded once ------------------------------------
 
-_worker_root: TrustRoot | None = None
+_worker: tuple[TrustRoot, _Request] | None = None
 
 
-def _init_worker(trust_root: bytes) -> None:
-    global _worker_root  # noqa: PLW0603 - per-process cache, set once by the pool initializer
+def _init_worker(request: _Request) -> None:
+    global _worker  # noqa: PLW0603 - per-process state, set once by the pool initializer
     from .trustroot import load_trust_root
 
-    _worker_root = load_trust_root(trust_root)
+    _worker = (load_trust_root(request.trust_root), request)
 
 
 def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, dict[str, object]]:
@@ -146,9 +146,9 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
     return 0, {"envelope": str(path), **result.to_dict()}
 
 
-def _verify_in_worker(path: Path, request: _Request) -> tuple[int, dict[str, object]]:
-    assert _worker_root is not None
-    return _verify_one(path, _worker_root, request)
+def _verify_in_worker(path: Path) -> tuple[int, dict[str, object]]:
+    assert _worker is not None
+    return _verify_one(path, *_worker)
 
 
 def _run_all(
@@ -159,10 +159,11 @@ def _run_all(
             yield _verify_one(path, root, request)
         return
     with ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(request.trust_root,)
+        max_workers=jobs, initializer=_init_worker, initargs=(request,)
     ) as pool:
+        # The trust root and options travel once per worker; only paths go per task.
         chunk = max(1, min(256, len(paths) // (jobs * 8)))
-        yield from pool.map(_verify_in_worker, paths, [request] * len(paths), chunksize=chunk)
+        yield from pool.map(_verify_in_worker, paths, chunksize=chunk)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

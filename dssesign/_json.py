@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, NoReturn
 
 from .errors import InputError
@@ -14,13 +15,30 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Parser differentials on duplicate members let one signature mean two things.
-            raise ValueError(f"duplicate member {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # Parser differentials on duplicate members let one signature mean two things.
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate member {key!r}")
+            seen.add(key)
     return obj
+
+
+_local = threading.local()
+
+
+def _decoder() -> json.JSONDecoder:
+    # json.loads(..., object_pairs_hook=...) builds a new decoder per call, which cost more
+    # than parsing a typical Statement; one per thread is reused instead.
+    decoder: json.JSONDecoder | None = getattr(_local, "decoder", None)
+    if decoder is None:
+        decoder = json.JSONDecoder(
+            object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+        )
+        _local.decoder = decoder
+    return decoder
 
 
 def _depth_exceeds(value: Any, max_depth: int) -> bool:
@@ -60,11 +78,7 @@ def loads_strict(
     else:
         text = data
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_pairs_no_duplicates,
-            parse_constant=_reject_constant,
-        )
+        value = _decoder().decode(text)
     except RecursionError:
         raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}") from None
     except json.JSONDecodeError as exc:

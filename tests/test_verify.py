@@ -621,3 +621,13 @@ def test_keys_dropped_beside_a_met_threshold_are_reported() -> None:
     result = check(signed([a, b]), root)
     assert counted(result) == {a.keyid}
     assert any(w.startswith("not counted:") and "lost" in w for w in result.warnings)
+
+
+def test_every_code_is_documented() -> None:
+    from pathlib import Path
+
+    from dssesign.verify import CODES
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "verification.md").read_text()
+    for code in CODES:
+        assert f"| `{code}` |" in doc, code
