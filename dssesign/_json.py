@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from .errors import InputError
 from .limits import DEFAULT_LIMITS, Limits
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def member_path(path: str, key: str) -> str:
+    """JSON path of member `key` under `path`: `$.a.b`, or `$.a["odd key"]`."""
+    if _IDENTIFIER.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key)}]"
+
+
+def json_path(elements: Iterable[object]) -> str:
+    """`$.a[3]["odd key"]` from the keys and indexes leading to a value, for error messages."""
+    path = "$"
+    for element in elements:
+        path = f"{path}[{element}]" if isinstance(element, int) else member_path(path, str(element))
+    return path
 
 
 def _reject_constant(name: str) -> NoReturn:

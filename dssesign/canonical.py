@@ -30,6 +30,7 @@ from collections.abc import Callable
 from operator import length_hint
 from typing import Any, Final
 
+from ._json import json_path
 from .errors import CanonicalizationError
 from .limits import DEFAULT_LIMITS
 
@@ -58,7 +59,6 @@ _ESCAPES: Final = {
     "\r": "\\r",
     "\t": "\\t",
 } | {chr(c): f"\\u{c:04x}" for c in range(0x20) if chr(c) not in "\b\f\n\r\t"}
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class _Bail(Exception):
@@ -409,18 +409,6 @@ def _es6_number(x: float) -> str:
     return sign + s[0] + "." + s[1:] + exponent
 
 
-def _format_path(path: list[str | int]) -> str:
-    parts = ["$"]
-    for p in path:
-        if isinstance(p, int):
-            parts.append(f"[{p}]")
-        elif _IDENTIFIER.match(p):
-            parts.append("." + p)
-        else:
-            parts.append("[" + json.dumps(p) + "]")
-    return "".join(parts)
-
-
 def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be")
 
@@ -438,9 +426,7 @@ class _Exact:
         return "".join(self.parts).encode("utf-8")
 
     def fail(self, what: str, why: str) -> CanonicalizationError:
-        return CanonicalizationError(
-            f"cannot canonicalize {what} at {_format_path(self.path)}: {why}"
-        )
+        return CanonicalizationError(f"cannot canonicalize {what} at {json_path(self.path)}: {why}")
 
     def value(self, v: object, depth: int) -> None:
         if v is None:

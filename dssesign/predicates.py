@@ -27,7 +27,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from ._json import loads_strict
+from ._json import json_path, loads_strict
 from .errors import InputError, PredicateError
 
 __all__ = [
@@ -486,20 +486,6 @@ def _bundled_validator(
 
 # --- jsonschema errors -> PredicateError ----------------------------------------------------
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _json_path(elements: Iterable[object]) -> str:
-    path = "$"
-    for element in elements:
-        if isinstance(element, int):
-            path += f"[{element}]"
-        elif isinstance(element, str) and _IDENTIFIER.fullmatch(element):
-            path += f".{element}"
-        else:
-            path += f"[{json.dumps(str(element))}]"
-    return path
-
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
@@ -544,7 +530,7 @@ def _to_predicate_error(error: ValidationError) -> PredicateError:
             )
             if missing:  # name the missing member in the path, not just its parent
                 elements.append(missing[0])
-    path = _json_path(elements)
+    path = json_path(elements)
     return PredicateError(f"{path}: {_clip(message)}", path)
 
 

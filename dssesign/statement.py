@@ -25,7 +25,6 @@ import binascii
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import re
 import stat
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from ._json import loads_strict
+from ._json import loads_strict, member_path
 from .canonical import canonicalize
 from .errors import ConfigError, InputError, StatementError
 from .limits import DEFAULT_LIMITS, Limits, MiB
@@ -146,15 +145,6 @@ def _hex_problem(algorithm: str, value: str) -> str | None:
 
 # --- small helpers --------------------------------------------------------------------------
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _member(path: str, key: str) -> str:
-    """JSON path of member `key`: `$.a.b`, or `$.a["odd key"]` when `key` is not an identifier."""
-    if _IDENTIFIER.fullmatch(key):
-        return f"{path}.{key}"
-    return f"{path}[{json.dumps(key)}]"
-
 
 def _show(value: object, limit: int = 80) -> str:
     text = repr(value)
@@ -213,7 +203,7 @@ def _check_aliases(obj: Mapping[object, object], fields: Mapping[str, str], path
         known = fields.get(_fold(key))
         if known is not None and key != known:
             raise StatementError(
-                f"{_member(path, key)}: ambiguous member name; the field is spelt {known!r}"
+                f"{member_path(path, key)}: ambiguous member name; the field is spelt {known!r}"
             )
 
 
@@ -243,7 +233,7 @@ def _check_digest_set(digest: object, path: str) -> None:
     for algorithm, value in digest.items():
         if not isinstance(algorithm, str):
             raise StatementError(f"{path}: algorithm names must be strings, got {_show(algorithm)}")
-        where = _member(path, algorithm)
+        where = member_path(path, algorithm)
         if not algorithm:
             raise StatementError(f"{where}: empty algorithm name")
         if algorithm not in KNOWN_DIGEST_ALGORITHMS:
@@ -317,7 +307,7 @@ def _check_duplicates(subjects: list[dict[str, object]]) -> None:
                 first = unnamed.setdefault(pair, index)
                 if first != index:
                     raise StatementError(
-                        f"{_member(path + '.digest', pair[0])}: duplicate subject: same digest "
+                        f"{member_path(path + '.digest', pair[0])}: duplicate subject: same digest "
                         f"and no name as $.subject[{first}]"
                     )
         uri = subject.get("uri")

@@ -25,7 +25,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from ._fileio import atomic_write, read_bounded
-from ._json import loads_strict
+from ._json import json_path, loads_strict
 from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .dsse import Envelope, pae
 from .errors import (
@@ -353,21 +353,6 @@ def _ecma_pattern(regex: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _json_path(elements: Iterable[object]) -> str:
-    path = "$"
-    for element in elements:
-        if isinstance(element, int):
-            path += f"[{element}]"
-        elif isinstance(element, str) and _IDENTIFIER.fullmatch(element):
-            path += f".{element}"
-        else:
-            path += "[" + json.dumps(str(element)) + "]"
-    return path
-
-
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -380,17 +365,15 @@ def _schema_error(error: ValidationError) -> TrustRootError:
         extra = sorted(k for k in instance if k not in allowed)
         if extra and allowed:
             known = ", ".join(sorted(allowed))
-            return _fail(
-                _json_path([*elements, extra[0]]), f"unknown field (allowed here: {known})"
-            )
+            return _fail(json_path([*elements, extra[0]]), f"unknown field (allowed here: {known})")
     if error.validator == "required" and isinstance(instance, dict):
         required = error.validator_value if isinstance(error.validator_value, list) else []
         missing = [name for name in required if name not in instance]
         if missing:
-            return _fail(_json_path([*elements, missing[0]]), "required field is missing")
+            return _fail(json_path([*elements, missing[0]]), "required field is missing")
     if "propertyNames" in error.absolute_schema_path:
         shown = _clip(json.dumps(instance), 80)
-        return _fail(_json_path(elements), f"member name {shown} {_schema_message(error)}")
+        return _fail(json_path(elements), f"member name {shown} {_schema_message(error)}")
     if isinstance(instance, str | int | float | bool) or instance is None:
         shown = _clip(json.dumps(instance), 80)
         message = error.message
@@ -405,8 +388,8 @@ def _schema_error(error: ValidationError) -> TrustRootError:
             "maxLength",
         ):
             message = f"{shown} {_schema_message(error)}"
-        return _fail(_json_path(elements), _clip(message))
-    return _fail(_json_path(elements), _clip(_schema_message(error)))
+        return _fail(json_path(elements), _clip(message))
+    return _fail(json_path(elements), _clip(_schema_message(error)))
 
 
 def _schema_message(error: ValidationError) -> str:
@@ -748,7 +731,7 @@ def _validate_policy(root: TrustRoot) -> None:
         raise _fail("$.policy.perType", "more than 64 predicate types")
     for uri, type_policy in policy.per_type.items():
         _check_type_uri(uri, "$.policy.perType")
-        path = _json_path(["policy", "perType", uri])
+        path = json_path(["policy", "perType", uri])
         if not isinstance(type_policy, TypePolicy):
             raise _fail(path, "must be a TypePolicy")
         _check_threshold(type_policy.threshold, f"{path}.threshold")
@@ -838,7 +821,7 @@ def _validate_reachable(root: TrustRoot) -> None:
         ("$.policy", None, TypePolicy(policy.threshold, policy.required_keyids))
     ]
     checks += [
-        (_json_path(["policy", "perType", uri]), uri, tp) for uri, tp in policy.per_type.items()
+        (json_path(["policy", "perType", uri]), uri, tp) for uri, tp in policy.per_type.items()
     ]
     for path, uri, type_policy in checks:
         eligible = [k for k in root.keys if uri is None or k.allows(uri)]

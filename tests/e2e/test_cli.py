@@ -22,6 +22,8 @@ from ..conftest import FIXTURES
 ARTIFACT = FIXTURES / "artifacts" / "hello-1.0.tar.gz"
 PROVENANCE = FIXTURES / "predicates" / "slsa-provenance-v1.json"
 PASSWORD = "correct horse battery staple"
+#: The subject, predicate and type most tests attest.
+ATTEST_SLSA = ("--subject", ARTIFACT, "--predicate", PROVENANCE, "--type", "slsaprovenance1")
 
 
 @dataclass
@@ -100,12 +102,7 @@ def test_attest_three_profiles_one_envelope(keys: dict[str, Path], tmp_path: Pat
     out = tmp_path / "env.json"
     run = dssesign(
         "attest",
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
         *[arg for key in keys.values() for arg in ("--key", key)],
         "--out",
         out,
@@ -149,12 +146,7 @@ def test_attest_to_stdout_and_json(keys: dict[str, Path]) -> None:
     assert len(envelope.signatures) == 1
     run = dssesign(
         "attest",
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
         "--key",
         keys["ed25519"],
         "--json",
@@ -207,12 +199,7 @@ def test_attest_from_a_statement_file(keys: dict[str, Path], tmp_path: Path) -> 
     statement = tmp_path / "s.json"
     run = dssesign(
         "statement",
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
         "--out",
         statement,
     )
@@ -322,12 +309,7 @@ def test_wrong_passphrase_is_exit_2_and_secret_free(keys: dict[str, Path], tmp_p
     out = tmp_path / "out.json"
     run = dssesign(
         "attest",
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
         "--key",
         keys["ed25519"],
         "--out",
@@ -351,12 +333,7 @@ def test_same_key_twice(keys: dict[str, Path], tmp_path: Path) -> None:
         out,
         "--key",
         keys["ed25519"],
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
     )
     assert_one_line_error(run, "the same key was given twice")
     assert not out.exists()

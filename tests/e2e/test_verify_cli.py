@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from ..conftest import FIXTURES
-from .test_cli import ARTIFACT, PROVENANCE, Run, assert_one_line_error, dssesign
+from .test_cli import (
+    ARTIFACT,
+    ATTEST_SLSA,
+    PROVENANCE,
+    Run,
+    assert_one_line_error,
+    dssesign,
+)
 
 PASSWORD = {"DSSESIGN_KEY_PASSWORD": "pw"}
 
@@ -36,12 +43,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     envelope = d / "env.json"
     run = dssesign(
         "attest",
-        "--subject",
-        ARTIFACT,
-        "--predicate",
-        PROVENANCE,
-        "--type",
-        "slsaprovenance1",
+        *ATTEST_SLSA,
         "--key",
         d / "ed25519.key",
         "--key",
