@@ -38,6 +38,12 @@ def register(commands: Any) -> None:
         help="pin a root keyid: the trust root must then be a DSSE-signed trust root",
     )
     verify.add_argument(
+        "--previous-trust-root",
+        metavar="FILE",
+        help="the last trust root this site accepted: a signed update must be signed by its "
+        "root keys and may not roll back to an older version",
+    )
+    verify.add_argument(
         "--artifact",
         action="append",
         default=[],
@@ -76,20 +82,41 @@ class _Request:
     at: datetime | None
 
 
-def load_trust_root_arg(path: str, pins: Sequence[str]) -> TrustRoot:
-    """A plain trust root, or a DSSE-signed one checked against pinned root keyids."""
+def load_trust_root_arg(
+    path: str, pins: Sequence[str], previous_path: str | None = None
+) -> TrustRoot:
+    """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one."""
     from ._json import loads_strict
     from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
     document = loads_strict(data, what=f"trust root {path}")
     signed = isinstance(document, dict) and "payloadType" in document
-    if signed and not pins:
-        raise ConfigError(f"trust root {path} is DSSE-signed: pin its root keys with --root-keyid")
-    if not signed and pins:
-        raise ConfigError(f"--root-keyid given but trust root {path} is not signed")
+    if signed and not pins and not previous_path:
+        raise ConfigError(
+            f"trust root {path} is DSSE-signed: pin its root keys with --root-keyid "
+            "or give --previous-trust-root"
+        )
+    if not signed and (pins or previous_path):
+        raise ConfigError(
+            f"--root-keyid/--previous-trust-root given but trust root {path} is not signed"
+        )
     if signed:
-        return verify_signed_trust_root(data, pinned_root_keyids=pins)
+        previous = _read_accepted(previous_path) if previous_path else None
+        return verify_signed_trust_root(data, pinned_root_keyids=pins or None, previous=previous)
+    return load_trust_root(data)
+
+
+def _read_accepted(path: str) -> TrustRoot:
+    """A trust root this site accepted earlier, kept plain or as the signed envelope it came in."""
+    from ._json import loads_strict
+    from .dsse import Envelope
+    from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root
+
+    data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="previous trust root")
+    document = loads_strict(data, what=f"previous trust root {path}")
+    if isinstance(document, dict) and "payloadType" in document:
+        data = Envelope.from_dict(document).payload
     return load_trust_root(data)
 
 
@@ -169,7 +196,14 @@ def _run_all(
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .trustroot import dump_trust_root, parse_time
 
-    root = load_trust_root_arg(args.trust_root, args.root_keyid)
+    try:
+        root = load_trust_root_arg(args.trust_root, args.root_keyid, args.previous_trust_root)
+    except VerificationError as exc:
+        if args.json:  # the report is printed on failure too
+            from .verify import failure_report
+
+            print_json(failure_report(exc))
+        raise
     at = parse_time(args.at, what="--at") if args.at else None
     predicate_type = None
     if args.predicate_type:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__, _cli_sign, _cli_trust, _cli_verify
 from ._cli_common import Parser
-from .errors import DssesignError
+from .errors import DssesignError, VerificationError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
+    except VerificationError as exc:
+        _report(exc, prefix=f"verification failed [{exc.code}]: ")
+        return exc.exit_code
     except DssesignError as exc:
         _report(exc)
         return exc.exit_code

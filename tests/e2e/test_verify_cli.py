@@ -245,3 +245,35 @@ def test_no_network_needed(setup: dict[str, Path]) -> None:
         "PATH": os.environ["PATH"],
     }
     assert dssesign("verify", "--trust-root", setup["root"], setup["envelope"], env=env).code == 0
+
+
+def test_signed_trust_root_updates_chain_and_never_roll_back(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "root.json"
+    root.write_bytes(setup["root"].read_bytes())
+    key = setup["dir"] / "ed25519.key"
+    run = dssesign(
+        "trust-root", "set-root-keys", root, "--public-key", setup["dir"] / "ed25519.pub"
+    )
+    assert run.code == 0, run
+    old_signed = tmp_path / "v-old.json"
+    assert (
+        dssesign("trust-root", "sign", root, "--key", key, "--out", old_signed, env=PASSWORD).code
+        == 0
+    )
+    old_plain = tmp_path / "v-old.plain.json"
+    old_plain.write_bytes(root.read_bytes())
+    assert dssesign("trust-root", "set-policy", root, "--threshold", "3").code == 0
+    new_signed = tmp_path / "v-new.json"
+    assert (
+        dssesign("trust-root", "sign", root, "--key", key, "--out", new_signed, env=PASSWORD).code
+        == 0
+    )
+    # The update chains from the root this site accepted before (kept plain or signed).
+    for previous in (old_plain, old_signed):
+        run = _verify(setup, "--previous-trust-root", previous, setup["envelope"], root=new_signed)
+        assert run.code == 0, run
+    # Handing the site the older version again is a rollback.
+    run = _verify(setup, "--previous-trust-root", new_signed, setup["envelope"], root=old_signed)
+    assert run.code == 1 and "TRUST_ROOT_ROLLBACK" in run.err, run
