@@ -55,8 +55,11 @@ def _row(algorithm: str, statement: dict[str, object]) -> Comparison:
             "raw sign": raw_sign_rate,
             "raw sign+verify": sign_and_verify,
         },
-        target=("raw sign+verify", 0.75),
-        note="ours checks each signature before emitting it: raw sign+verify is its floor",
+        # The issue's target. It cannot be met while every signature is verified before it is
+        # emitted (a requirement of the same issue): verify alone costs 2-3x a sign here.
+        target=("raw sign", 0.75),
+        note="ours verifies each signature before emitting it, so raw sign+verify is its "
+        "floor; statement validation and RFC 8785 are included, the raw rows get ready PAE bytes",
     )
 
 

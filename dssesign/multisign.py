@@ -96,6 +96,7 @@ class MultiProfileSigner:
         message = pae(payload_type, payload)
         outcomes = [_Outcome() for _ in self._signers]
         threads: list[tuple[int, threading.Thread]] = []
+        deadline = time.monotonic() + self._timeout  # each backend's clock starts now
         for index, signer in enumerate(self._signers):
             if not getattr(signer, "in_process", False):
                 thread = threading.Thread(
@@ -109,7 +110,6 @@ class MultiProfileSigner:
         for index, signer in enumerate(self._signers):
             if getattr(signer, "in_process", False):
                 _run(signer, message, outcomes[index])
-        deadline = time.monotonic() + self._timeout
         for index, thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
