@@ -16,6 +16,7 @@ MODULES = (
     "bench.bench_digest",
     "bench.bench_sign",
     "bench.bench_verify",
+    "bench.bench_audit",
 )
 
 

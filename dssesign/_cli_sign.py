@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._cli_audit import add_audit_options
 from ._cli_common import PASSWORD_ENV, add_json, add_password, emit, password, print_json
 from ._fileio import atomic_write, read_bounded
 from .errors import ConfigError, PredicateError
@@ -39,6 +40,7 @@ def register(commands: Any) -> None:
     )
     _add_statement_inputs(attest, allow_statement=True)
     add_signing(attest)
+    add_audit_options(attest)
     add_json(attest)
     attest.set_defaults(handler=_cmd_attest)
 
@@ -46,6 +48,7 @@ def register(commands: Any) -> None:
     sign.add_argument("--payload", required=True, metavar="FILE")
     sign.add_argument("--payload-type", required=True, metavar="TYPE")
     add_signing(sign)
+    add_audit_options(sign)
     add_json(sign)
     sign.set_defaults(handler=_cmd_sign)
 
@@ -131,6 +134,22 @@ def load_signers(args: argparse.Namespace) -> list[Signer]:
     return [load_signer(ref, options) for ref in args.key]
 
 
+def _load_signers_audited(args: argparse.Namespace) -> list[Signer]:
+    """`load_signers`, recording a key that fails to load in the audit log (if one is set)."""
+    from ._cli_audit import record_load_failure
+    from .signer import SignerOptions, load_signer
+
+    options = SignerOptions(password=password(args))
+    signers = []
+    for ref in args.key:
+        try:
+            signers.append(load_signer(ref, options))
+        except Exception as exc:
+            record_load_failure(args, ref, exc)
+            raise
+    return signers
+
+
 def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from ._json import loads_strict
     from .predicates import prepare_predicate
@@ -184,12 +203,25 @@ def _envelope_summary(envelope: Envelope, signers: Sequence[Signer]) -> dict[str
 
 
 def _sign_and_emit(
-    args: argparse.Namespace, signers: list[Signer], payload: bytes, payload_type: str
+    args: argparse.Namespace,
+    signers: list[Signer],
+    payload: bytes,
+    payload_type: str,
+    statement: dict[str, Any] | None = None,
 ) -> int:
+    from ._cli_audit import open_audit_log, signing_context
     from .multisign import MultiProfileSigner
 
-    signer = MultiProfileSigner(signers, threshold=args.threshold, timeout=args.timeout)
-    envelope = signer.sign(payload, payload_type)
+    context = signing_context(args, statement)
+    audit = open_audit_log(args)
+    try:
+        signer = MultiProfileSigner(
+            signers, threshold=args.threshold, timeout=args.timeout, audit=audit
+        )
+        envelope = signer.sign(payload, payload_type, context=context)
+    finally:
+        if audit is not None:
+            audit.close()  # the closing checkpoint; a failure here stops the envelope
     summary = _envelope_summary(envelope, signers)
     if args.json:
         if args.out:
@@ -246,16 +278,16 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     from .statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
-    signers = load_signers(args)
+    signers = _load_signers_audited(args)
     statement = _finish_statement(args, partial)
-    return _sign_and_emit(args, signers, statement_payload(statement), PAYLOAD_TYPE)
+    return _sign_and_emit(args, signers, statement_payload(statement), PAYLOAD_TYPE, statement)
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
     if not args.payload_type:
         raise ConfigError("--payload-type must not be empty")
     payload = read_bounded(args.payload, limit=DEFAULT_LIMITS.max_payload_bytes, what="payload")
-    signers = load_signers(args)
+    signers = _load_signers_audited(args)
     return _sign_and_emit(args, signers, payload, args.payload_type)
 
 

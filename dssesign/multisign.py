@@ -5,13 +5,29 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .dsse import Envelope, Signature, pae
 from .errors import ConfigError, SigningError
 from .signer import Signer
+
+
+@dataclass(frozen=True)
+class SigningContext:
+    """Who asked for one signing operation and about what; copied into every record of it.
+
+    Holds no secret: digests and names only. `operation_id` is a fresh UUID unless given.
+    """
+
+    operation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    actor: str | None = None
+    tenant: str | None = None
+    #: The Statement's subject digests, e.g. ({"sha256": "ab12..."},).
+    subject_digests: tuple[Mapping[str, str], ...] = ()
+    predicate_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,8 @@ class SigningRecord:
     duration_seconds: float
     signature_sha256: str | None = None
     error: str | None = None
+    #: The operation this record belongs to (one per `sign` call, shared by its N records).
+    context: SigningContext | None = None
 
 
 RecordHook = Callable[[SigningRecord], None]
@@ -55,6 +73,7 @@ class MultiProfileSigner:
         threshold: int | None = None,
         timeout: float = 60.0,
         hooks: Sequence[RecordHook] = (),
+        audit: RecordHook | None = None,
     ) -> None:
         if not signers:
             raise ConfigError("no signers given")
@@ -78,7 +97,8 @@ class MultiProfileSigner:
         self._signers = tuple(signers)
         self._threshold = len(signers) if threshold is None else threshold
         self._timeout = timeout
-        self._hooks = list(hooks)
+        # The audit sink (e.g. dssesign.audit.AuditLog) runs first; like any hook it fails closed.
+        self._hooks = ([audit] if audit is not None else []) + list(hooks)
 
     @property
     def signers(self) -> tuple[Signer, ...]:
@@ -91,8 +111,14 @@ class MultiProfileSigner:
     def add_hook(self, hook: RecordHook) -> None:
         self._hooks.append(hook)
 
-    def sign(self, payload: bytes, payload_type: str) -> Envelope:
-        """Return the envelope, or raise one SigningError naming every signer that failed."""
+    def sign(
+        self, payload: bytes, payload_type: str, *, context: SigningContext | None = None
+    ) -> Envelope:
+        """Return the envelope, or raise one SigningError naming every signer that failed.
+
+        `context` (operation id, actor, tenant, subjects) goes into every hook record; without
+        one, each call gets a fresh operation id.
+        """
         message = pae(payload_type, payload)
         outcomes = [_Outcome() for _ in self._signers]
         threads: list[tuple[int, threading.Thread]] = []
@@ -114,12 +140,19 @@ class MultiProfileSigner:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 outcomes[index] = _Outcome(error=f"timed out after {self._timeout:g}s")
-        return self._finish(payload, payload_type, outcomes)
+        return self._finish(payload, payload_type, outcomes, context)
 
-    def _finish(self, payload: bytes, payload_type: str, outcomes: list[_Outcome]) -> Envelope:
+    def _finish(
+        self,
+        payload: bytes,
+        payload_type: str,
+        outcomes: list[_Outcome],
+        context: SigningContext | None,
+    ) -> Envelope:
         pairs = list(zip(self._signers, outcomes, strict=True))
         if self._hooks:
-            for record in _records(pairs, payload, payload_type):
+            context = context if context is not None else SigningContext()
+            for record in _records(pairs, payload, payload_type, context):
                 for hook in self._hooks:
                     try:
                         hook(record)
@@ -148,7 +181,10 @@ class MultiProfileSigner:
 
 
 def _records(
-    pairs: list[tuple[Signer, _Outcome]], payload: bytes, payload_type: str
+    pairs: list[tuple[Signer, _Outcome]],
+    payload: bytes,
+    payload_type: str,
+    context: SigningContext,
 ) -> list[SigningRecord]:
     payload_sha256 = hashlib.sha256(payload).hexdigest()
     now = datetime.now(UTC)
@@ -166,6 +202,7 @@ def _records(
                 hashlib.sha256(outcome.signature).hexdigest() if outcome.signature else None
             ),
             error=outcome.error,
+            context=context,
         )
         for signer, outcome in pairs
     ]
