@@ -104,4 +104,6 @@ def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
 
 def _ensure_builtin_profiles() -> None:
     # Importing a profile registers it; the import is cheap and idempotent.
-    from .profiles import software  # noqa: F401, PLC0415
+    # `pkcs11` imports python-pkcs11 only when a pkcs11: key is loaded, so registering it costs
+    # nothing where the `pkcs11` extra is not installed.
+    from .profiles import pkcs11, software  # noqa: F401, PLC0415
