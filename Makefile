@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	bash scripts/ensure-softhsm.sh
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(STAMP)
@@ -24,11 +25,13 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collects nothing; that must fail the run, and it does (non-zero).
 unit: $(STAMP)
+	bash scripts/ensure-softhsm.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: lint typecheck unit
 
 bench: $(STAMP)
+	bash scripts/ensure-softhsm.sh
 	$(PY) -m bench.run --markdown docs/benchmarks.md
 
 clean:

@@ -17,6 +17,7 @@ MODULES = (
     "bench.bench_sign",
     "bench.bench_verify",
     "bench.bench_audit",
+    "bench.bench_pkcs11",
 )
 
 

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from . import __version__, _cli_audit, _cli_sign, _cli_trust, _cli_verify
+from . import __version__, _cli_audit, _cli_hsm, _cli_sign, _cli_trust, _cli_verify
 from ._cli_common import Parser
 from .errors import DssesignError, VerificationError
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_sign.register(commands)
     _cli_verify.register(commands)
     _cli_trust.register(commands)
+    _cli_hsm.register(commands)
     _cli_audit.register(commands)
     return parser
 

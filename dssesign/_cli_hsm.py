@@ -1,0 +1,117 @@
+"""`dssesign hsm keygen | list | public-key`: keys on PKCS#11 tokens (the PIN never in argv)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from ._cli_common import Parser, add_json, print_json
+from ._fileio import atomic_write
+
+_URI_HELP = (
+    "RFC 7512 reference, e.g. pkcs11:token=LABEL;object=KEY?pin-source=env:NAME "
+    "(module: module-path=, else $DSSESIGN_PKCS11_MODULE, else SoftHSM2; "
+    "PIN: pin-source=env:NAME|file:PATH, else $DSSESIGN_PKCS11_PIN)"
+)
+
+
+def register(commands: Any) -> None:
+    hsm = commands.add_parser("hsm", help="manage keys on a PKCS#11 token (HSM)")
+    sub = hsm.add_subparsers(dest="hsm_command", required=True, parser_class=Parser)
+
+    keygen = sub.add_parser(
+        "keygen", help="create a non-extractable, sensitive key pair on the token"
+    )
+    keygen.add_argument("--uri", required=True, metavar="PKCS11_URI", help=_URI_HELP)
+    keygen.add_argument(
+        "--algorithm",
+        required=True,
+        help="ecdsa-p256, ecdsa-p384, ed25519, rsa-pss-3072 or rsa-pss-4096",
+    )
+    keygen.add_argument("--out", metavar="FILE", help="also write the SPKI PEM here")
+    add_json(keygen)
+    keygen.set_defaults(handler=_cmd_keygen)
+
+    listing = sub.add_parser("list", help="list tokens and the key pairs on them")
+    listing.add_argument(
+        "--uri",
+        default="pkcs11:",
+        metavar="PKCS11_URI",
+        help="restrict to token= and choose module-path=/pin-source= (default: all tokens)",
+    )
+    add_json(listing)
+    listing.set_defaults(handler=_cmd_list)
+
+    public = sub.add_parser("public-key", help="print or write a token key's SPKI PEM")
+    public.add_argument("--uri", required=True, metavar="PKCS11_URI", help=_URI_HELP)
+    public.add_argument("--out", metavar="FILE", help="write the PEM here")
+    add_json(public)
+    public.set_defaults(handler=_cmd_public_key)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import get_algorithm
+    from .profiles import pkcs11
+
+    algorithm = get_algorithm(args.algorithm)
+    uri = pkcs11.parse_uri(args.uri)
+    public, key_id = pkcs11.generate_keypair(uri, algorithm)
+    if args.out:
+        atomic_write(args.out, public.pem.encode("ascii"))
+    if args.json:
+        print_json(
+            {
+                "keyid": public.keyid,
+                "algorithm": algorithm.name,
+                "token": uri.token,
+                "label": uri.object,
+                "id": key_id.hex(),
+                "reference": dataclasses.replace(uri, id=key_id).describe(),
+                "publicKey": public.pem,
+            }
+        )
+    else:
+        print(public.keyid)
+        print(public.pem, end="")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .profiles import pkcs11
+
+    tokens, keys = pkcs11.list_keys(args.uri)
+    if args.json:
+        print_json({"tokens": tokens, "keys": [k.to_dict() for k in keys]})
+        return 0
+    if not keys:
+        print(f"no keys on {len(tokens)} token(s): {', '.join(tokens) or '-'}", file=sys.stderr)
+        return 0
+    print(f"{'TOKEN':<16} {'LABEL':<20} {'ID':<18} {'ALGORITHM':<26} {'KEYID':<64} FLAGS")
+    for key in keys:
+        extractable = "extractable" if key.extractable else "non-extractable"
+        flags = f"{extractable},{'sensitive' if key.sensitive else 'not-sensitive'}"
+        print(
+            f"{key.token:<16} {key.label:<20} {key.id.hex()[:16]:<18} {key.algorithm:<26} "
+            f"{key.keyid} {flags}"
+        )
+    return 0
+
+
+def _cmd_public_key(args: argparse.Namespace) -> int:
+    from .profiles import pkcs11
+
+    public = pkcs11.read_public_key(args.uri)
+    if args.out:
+        atomic_write(args.out, public.pem.encode("ascii"))
+    if args.json:
+        print_json(
+            {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
+        )
+    elif args.out:
+        print(public.keyid)
+    else:
+        print(f"# keyid {public.keyid} ({public.algorithm.name})")
+        print(public.pem, end="")
+    return 0
