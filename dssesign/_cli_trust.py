@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cli_audit import add_trust_audit_options, record_trust_change
 from ._cli_common import Parser, add_json, add_password, emit, password, print_json
 from ._fileio import read_bounded
 from .errors import ConfigError
@@ -29,6 +30,7 @@ def register(commands: Any) -> None:
     init.add_argument("--expires-days", type=int, default=365, metavar="DAYS")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     add_json(init)
+    add_trust_audit_options(init)
     init.set_defaults(handler=_cmd_init)
 
     add = sub.add_parser("add-key", help="trust a signing key")
@@ -39,6 +41,7 @@ def register(commands: Any) -> None:
     add.add_argument("--predicate-type", action="append", default=[], metavar="URI")
     add.add_argument("--label", metavar="LABEL")
     add_json(add)
+    add_trust_audit_options(add)
     add.set_defaults(handler=_cmd_add_key)
 
     revoke = sub.add_parser("revoke", help="revoke a key from a point in time on")
@@ -47,6 +50,7 @@ def register(commands: Any) -> None:
     revoke.add_argument("--at", metavar="TIME", help="revocation time (default: now)")
     revoke.add_argument("--reason", default="", metavar="TEXT")
     add_json(revoke)
+    add_trust_audit_options(revoke)
     revoke.set_defaults(handler=_cmd_revoke)
 
     policy = sub.add_parser("set-policy", help="threshold, required keys, hybrid PQ mode")
@@ -57,6 +61,7 @@ def register(commands: Any) -> None:
     policy.add_argument("--for-type", metavar="URI", help="set the policy for one predicate type")
     policy.add_argument("--hybrid", choices=("off", "or", "and", "pq-only"))
     add_json(policy)
+    add_trust_audit_options(policy)
     policy.set_defaults(handler=_cmd_set_policy)
 
     rotate = sub.add_parser("rotate", help="hand a key over to a new one, signed by the old key")
@@ -67,6 +72,7 @@ def register(commands: Any) -> None:
     rotate.add_argument("--label", metavar="LABEL")
     add_password(rotate)
     add_json(rotate)
+    add_trust_audit_options(rotate)
     rotate.set_defaults(handler=_cmd_rotate)
 
     roots = sub.add_parser("set-root-keys", help="the keys that sign the trust root itself")
@@ -74,6 +80,7 @@ def register(commands: Any) -> None:
     roots.add_argument("--public-key", action="append", required=True, metavar="PEM")
     roots.add_argument("--threshold", type=int, default=1, metavar="N")
     add_json(roots)
+    add_trust_audit_options(roots)
     roots.set_defaults(handler=_cmd_set_root_keys)
 
     show = sub.add_parser("show", help="print a trust root")
@@ -119,10 +126,20 @@ def _read(path: str) -> TrustRoot:
     return read_trust_root(path, allow_incomplete=True)
 
 
-def _write(args: argparse.Namespace, path: str, root: TrustRoot, what: str) -> int:
+def _write(
+    args: argparse.Namespace,
+    path: str,
+    root: TrustRoot,
+    what: str,
+    *,
+    change: str,
+    keyids: tuple[str, ...] = (),
+) -> int:
     from .trustroot import save_trust_root
 
     save_trust_root(path, root)
+    if change != "rotate":  # rotations are recorded with both keyids by _cmd_rotate
+        record_trust_change(args, change, version=root.version, path=path, keyids=keyids)
     if args.json:
         print_json({"file": path, "version": root.version, "change": what})
     else:
@@ -136,7 +153,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not args.force:
         raise ConfigError(f"{args.out} exists; refusing to overwrite it (use --force)")
     root = init_trust_root(threshold=args.threshold, expires_days=args.expires_days)
-    return _write(args, args.out, root, "created")
+    return _write(args, args.out, root, "created", change="init")
 
 
 def _cmd_add_key(args: argparse.Namespace) -> int:
@@ -151,14 +168,23 @@ def _cmd_add_key(args: argparse.Namespace) -> int:
         predicate_types=tuple(args.predicate_type),
         label=args.label,
     )
-    return _write(args, args.file, root, f"added key {key.keyid} ({key.algorithm.name})")
+    return _write(
+        args,
+        args.file,
+        root,
+        f"added key {key.keyid} ({key.algorithm.name})",
+        change="add-key",
+        keyids=(key.keyid,),
+    )
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
     from .trustroot import revoke_key
 
     root = revoke_key(_read(args.file), args.keyid, at=_time(args.at, "--at"), reason=args.reason)
-    return _write(args, args.file, root, f"revoked key {args.keyid}")
+    return _write(
+        args, args.file, root, f"revoked key {args.keyid}", change="revoke", keyids=(args.keyid,)
+    )
 
 
 def _cmd_set_policy(args: argparse.Namespace) -> int:
@@ -175,7 +201,7 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
         hybrid=args.hybrid,
     )
     scope = f" for {args.for_type}" if args.for_type else ""
-    return _write(args, args.file, root, f"policy updated{scope}")
+    return _write(args, args.file, root, f"policy updated{scope}", change="set-policy")
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
@@ -187,7 +213,18 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     root = rotate_key(
         _read(args.file), old, new, transition_days=args.transition_days, label=args.label
     )
-    return _write(args, args.file, root, f"rotated {old.keyid[:16]}… -> {new.keyid[:16]}…")
+    _write(
+        args, args.file, root, f"rotated {old.keyid[:16]}… -> {new.keyid[:16]}…", change="rotate"
+    )
+    record_trust_change(
+        args,
+        "rotate",
+        version=root.version,
+        path=args.file,
+        rotation=(old.keyid, new.keyid),
+        signer_reference=args.from_key,
+    )
+    return 0
 
 
 def _cmd_set_root_keys(args: argparse.Namespace) -> int:
@@ -195,7 +232,14 @@ def _cmd_set_root_keys(args: argparse.Namespace) -> int:
 
     keys = [_public_key(p) for p in args.public_key]
     root = set_root_keys(_read(args.file), keys, threshold=args.threshold)
-    return _write(args, args.file, root, f"{len(keys)} root keys, threshold {args.threshold}")
+    return _write(
+        args,
+        args.file,
+        root,
+        f"{len(keys)} root keys, threshold {args.threshold}",
+        change="set-root-keys",
+        keyids=tuple(k.keyid for k in keys),
+    )
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

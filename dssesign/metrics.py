@@ -112,6 +112,11 @@ def _get() -> _Metrics | None:
     return _metrics
 
 
+def active() -> bool:
+    """True once the metrics exist; never imports prometheus-client (hot paths ask this first)."""
+    return _metrics is not None
+
+
 def enabled() -> bool:
     """True when prometheus-client is installed and the metrics exist."""
     return _get() is not None

@@ -41,7 +41,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
-from . import trustroot
+from . import metrics, trustroot
 from ._json import loads_strict
 from .dsse import Envelope, Signature, pae
 from .errors import DssesignError, EnvelopeError, InputError, VerificationError
@@ -443,7 +443,7 @@ def verify(
     """
     run = _Run()
     try:
-        return _verify(
+        result = _verify(
             run,
             envelope,
             trust_root,
@@ -459,6 +459,12 @@ def verify(
         error = _failure(run, exc.code, str(exc))
     except Exception as exc:
         error = _failure(run, Code.INTERNAL, f"internal error ({_describe(exc)})")
+    else:
+        if metrics.active():  # a service that called metrics.configure() counts verdicts
+            metrics.count_verify("ok")
+        return result
+    if metrics.active():
+        metrics.count_verify("failed", str(error.code))
     raise error
 
 

@@ -631,3 +631,26 @@ def test_every_code_is_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "verification.md").read_text()
     for code in CODES:
         assert f"| `{code}` |" in doc, code
+
+
+def test_verdicts_are_counted_once_metrics_are_configured() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from dssesign import metrics
+
+    registry = CollectorRegistry()
+    assert metrics.configure(registry)
+    try:
+        signer = signer_for("ed25519")
+        check(signed([signer]), make_root([signer]))
+        refused(signed([signer]), make_root([signer_for("ed25519", 1)]))
+
+        def count(result: str, code: str) -> float | None:
+            labels = {"result": result, "code": code}
+            return registry.get_sample_value("dssesign_verify_total", labels)
+
+        assert count("ok", "ok") == 1
+        assert count("failed", "NO_VALID_SIGNATURE") == 1
+    finally:
+        metrics._metrics = None  # back to "not configured" for the other tests
+        metrics._tried = False

@@ -313,3 +313,38 @@ def test_trust_root_changes_through_the_cli_helpers(
     assert verify_log(log, [load_public_key(keys["audit.pub"].read_bytes())]).ok
     # Without a log configured it does nothing.
     record_trust_change(parser.parse_args([]), "add-key", version=1, path=str(root_file))
+
+
+def test_trust_root_changes_and_rotations_are_audited(tmp_path: Path) -> None:
+    from dssesign.audit import read_records
+
+    log = tmp_path / "audit.jsonl"
+    env = {"DSSESIGN_AUDIT_LOG": str(log), "DSSESIGN_ACTOR": "release-admin"}
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_keypair(signer_for("ed25519"), old, password=None)
+    write_keypair(signer_for("ecdsa-p256"), new, password=None)
+    root = tmp_path / "root.json"
+    steps = [
+        ("trust-root", "init", "--out", root),
+        ("trust-root", "add-key", root, "--public-key", f"{old}.pub"),
+        ("trust-root", "set-policy", root, "--threshold", "1"),
+        ("trust-root", "rotate", root, "--from-key", f"{old}.key", "--to-public-key", f"{new}.pub"),
+        ("trust-root", "revoke", root, "--keyid", signer_for("ed25519").keyid),
+    ]
+    for step in steps:
+        run = dssesign(*step, env=env)
+        assert run.code == 0, run
+    records = read_records(log)
+    assert [(r["event"], r.get("change")) for r in records] == [
+        ("trust-root", "init"),
+        ("trust-root", "add-key"),
+        ("trust-root", "set-policy"),
+        ("rotation", None),
+        ("trust-root", "revoke"),
+    ]
+    assert {r["actor"] for r in records} == {"release-admin"}
+    assert records[1]["keyids"] == [signer_for("ed25519").keyid]
+    assert [r["trustRootVersion"] for r in records] == [1, 2, 3, 4, 5]
+    report = verify_log(log, [])  # no audit key was set: a chain without signed checkpoints
+    assert report.records == 5 and report.valid_through == 5
+    assert report.kinds() <= {"no-checkpoint"}
