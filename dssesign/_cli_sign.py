@@ -286,6 +286,10 @@ def _cmd_attest(args: argparse.Namespace) -> int:
 def _cmd_sign(args: argparse.Namespace) -> int:
     if not args.payload_type:
         raise ConfigError("--payload-type must not be empty")
+    if not args.payload_type.isprintable():
+        # argv bytes that are not UTF-8 arrive as lone surrogates (not printable); the PAE
+        # needs real UTF-8 text, and a control character has no business in a media type.
+        raise ConfigError("--payload-type must be printable UTF-8 text")
     payload = read_bounded(args.payload, limit=DEFAULT_LIMITS.max_payload_bytes, what="payload")
     signers = _load_signers_audited(args)
     return _sign_and_emit(args, signers, payload, args.payload_type)

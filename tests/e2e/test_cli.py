@@ -353,6 +353,21 @@ def test_unknown_algorithm_and_usage_errors(tmp_path: Path) -> None:
     )
 
 
+def test_payload_type_must_be_printable_text(keys: dict[str, Path]) -> None:
+    for bad in ("a\tb", "a\udcffb"):  # a control character; argv bytes that are not UTF-8
+        run = dssesign(
+            "sign",
+            "--payload",
+            ARTIFACT,
+            "--payload-type",
+            bad,
+            "--key",
+            keys["ed25519"],
+            env=_env(),
+        )
+        assert_one_line_error(run, "--payload-type must be printable UTF-8 text")
+
+
 def test_failed_command_keeps_an_existing_output(keys: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     out.write_text("previous")
