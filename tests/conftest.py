@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dssesign.keys import Algorithm, PublicKey
 from dssesign.profiles.software import SoftwareSigner, generate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -43,3 +44,30 @@ def dsse_vectors() -> dict[str, Any]:
 @pytest.fixture(params=ALL_ALGORITHMS)
 def any_signer(request: pytest.FixtureRequest) -> SoftwareSigner:
     return signer_for(str(request.param))
+
+
+class DelegatingSigner:
+    """A stand-in backend for tests: a software key behind the bare Signer protocol.
+
+    Subclasses override `sign` to inject faults; `in_process` is left unset, so
+    MultiProfileSigner treats it like an HSM or KMS profile (own thread, timeout).
+    """
+
+    def __init__(self, inner: SoftwareSigner, reference: str = "fake://") -> None:
+        self._inner = inner
+        self.reference = reference
+
+    @property
+    def keyid(self) -> str:
+        return self._inner.keyid
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self._inner.algorithm
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._inner.public_key
+
+    def sign(self, data: bytes) -> bytes:
+        return self._inner.sign(data)

@@ -24,12 +24,11 @@ from dssesign.audit import (
 )
 from dssesign.canonical import canonicalize
 from dssesign.errors import CanonicalizationError, SigningError
-from dssesign.keys import Algorithm, PublicKey
 from dssesign.multisign import MultiProfileSigner, SigningContext
 from dssesign.profiles.software import load_key_file, write_keypair
 from dssesign.signer import SignerOptions, load_signer
 
-from .conftest import signer_for
+from .conftest import DelegatingSigner, signer_for
 
 AUDIT_KEY = signer_for("ed25519", 7)
 AUDIT_PUB = AUDIT_KEY.public_key
@@ -39,28 +38,16 @@ SUBJECT = {"sha256": "ab" * 32}
 PREDICATE = "https://slsa.dev/provenance/v1"
 
 
-class _Failing:
+class _Failing(DelegatingSigner):
     """A signer whose backend throws, with a secret in its reference and its error text."""
 
     in_process = True
 
     def __init__(self) -> None:
-        self._inner = signer_for("ecdsa-p256", 3)
-        self.reference = (
-            f"pkcs11:token=ci;object=k1;pin-value={PIN}?module-path=/x.so&pin-value={PIN}"
+        super().__init__(
+            signer_for("ecdsa-p256", 3),
+            f"pkcs11:token=ci;object=k1;pin-value={PIN}?module-path=/x.so&pin-value={PIN}",
         )
-
-    @property
-    def keyid(self) -> str:
-        return self._inner.keyid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._inner.algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._inner.public_key
 
     def sign(self, data: bytes) -> bytes:
         raise RuntimeError(f"token refused PIN {PIN}")
@@ -305,29 +292,13 @@ def test_a_failed_background_sync_fails_the_next_append(
         log.close()
 
 
-class _RemoteSigner:
+class _RemoteSigner(DelegatingSigner):
     """A non-software profile (HSM, KMS): only the Signer protocol, out of process."""
 
     in_process = False
-    reference = "awskms:///alias/audit?region=eu-west-1"
 
     def __init__(self) -> None:
-        self._inner = signer_for("ecdsa-p384", 9)
-
-    @property
-    def keyid(self) -> str:
-        return self._inner.keyid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._inner.algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._inner.public_key
-
-    def sign(self, data: bytes) -> bytes:
-        return self._inner.sign(data)
+        super().__init__(signer_for("ecdsa-p384", 9), "awskms:///alias/audit?region=eu-west-1")
 
 
 def test_checkpoints_through_any_signing_profile(log_path: Path) -> None:

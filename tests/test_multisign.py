@@ -7,15 +7,14 @@ import pytest
 
 from dssesign.dsse import pae
 from dssesign.errors import ConfigError, SigningError
-from dssesign.keys import Algorithm, PublicKey
 from dssesign.multisign import MultiProfileSigner, SigningRecord
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.signer import Signer
 
-from .conftest import ALL_ALGORITHMS, signer_for
+from .conftest import ALL_ALGORITHMS, DelegatingSigner, signer_for
 
 
-class _Backend:
+class _Backend(DelegatingSigner):
     """A remote-like signer (not in-process) wrapping a software key, with injectable faults."""
 
     def __init__(
@@ -27,27 +26,9 @@ class _Backend:
         corrupt: bool = False,
         hang: threading.Event | None = None,
     ) -> None:
-        self._inner, self._delay, self._fail, self._corrupt, self._hang = (
-            inner,
-            delay,
-            fail,
-            corrupt,
-            hang,
-        )
-        self.reference = f"fake://{inner.algorithm.cli_name}"
+        super().__init__(inner, f"fake://{inner.algorithm.cli_name}")
+        self._delay, self._fail, self._corrupt, self._hang = delay, fail, corrupt, hang
         self.calls = 0
-
-    @property
-    def keyid(self) -> str:
-        return self._inner.keyid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._inner.algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._inner.public_key
 
     def sign(self, data: bytes) -> bytes:
         self.calls += 1

@@ -5,34 +5,17 @@ from pathlib import Path
 import pytest
 
 from dssesign.errors import ConfigError, InputError
-from dssesign.keys import Algorithm, PublicKey
 from dssesign.profiles.software import write_keypair
 from dssesign.signer import Signer, SignerOptions, load_signer, register_scheme, registered_schemes
 
-from .conftest import signer_for
+from .conftest import DelegatingSigner, signer_for
 
 
-class _Fake:
+class _Fake(DelegatingSigner):
     """A stand-in backend registered under its own scheme, as later profiles will be."""
 
     def __init__(self, ref: str) -> None:
-        self._inner = signer_for("ed25519")
-        self.reference = ref
-
-    @property
-    def keyid(self) -> str:
-        return self._inner.keyid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._inner.algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._inner.public_key
-
-    def sign(self, data: bytes) -> bytes:
-        return self._inner.sign(data)
+        super().__init__(signer_for("ed25519"), ref)
 
 
 def test_new_schemes_plug_in_without_touching_the_core() -> None:

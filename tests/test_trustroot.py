@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from dssesign import trustroot as tr
 from dssesign.dsse import Envelope, Signature, b64encode, pae
 from dssesign.errors import ConfigError, InputError, SigningError, VerificationError
-from dssesign.keys import ALGORITHMS, PublicKey
+from dssesign.keys import ALGORITHMS
 from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.trustroot import TrustRoot, TrustRootError
 
-from .conftest import signer_for
+from .conftest import DelegatingSigner, signer_for
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SLSA = "https://slsa.dev/provenance/v1"
@@ -958,23 +958,12 @@ def test_rotate_key_refusals() -> None:
         tr.rotate_key(root, key(0), key(4).public_key, transition_days=-1, now=NOW)
 
 
-class _BadSigner:
+class _BadSigner(DelegatingSigner):
     """A backend returning a signature that does not verify (or failing outright)."""
 
     def __init__(self, inner: SoftwareSigner, *, fail: bool = False) -> None:
-        self._inner, self._fail = inner, fail
-
-    @property
-    def keyid(self) -> str:
-        return self._inner.keyid
-
-    @property
-    def algorithm(self) -> Any:
-        return self._inner.algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._inner.public_key
+        super().__init__(inner)
+        self._fail = fail
 
     def sign(self, data: bytes) -> bytes:
         if self._fail:
