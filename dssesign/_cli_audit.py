@@ -52,13 +52,13 @@ def register(commands: Any) -> None:
     show.set_defaults(handler=_cmd_show)
 
 
-def add_audit_options(parser: argparse.ArgumentParser) -> None:
-    """`--audit-log FILE [--audit-key REF] [--actor A] [--tenant T] ...` for a signing command."""
+def _add_log_options(parser: argparse.ArgumentParser, *, records: str, actor: str) -> Any:
+    """The options every audited command shares; returns the group for command-specific ones."""
     group = parser.add_argument_group("audit")
     group.add_argument(
         "--audit-log",
         metavar="FILE",
-        help=f"append a record of every signature to this log (default: ${AUDIT_LOG_ENV})",
+        help=f"append a record of {records} to this log (default: ${AUDIT_LOG_ENV})",
     )
     group.add_argument(
         "--audit-key",
@@ -67,13 +67,19 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         f"passphrase: ${AUDIT_PASSWORD_ENV}, else the signing passphrase)",
     )
     group.add_argument(
+        "--actor", metavar="NAME", help=f"{actor} (default: ${ACTOR_ENV}, else the OS user)"
+    )
+    return group
+
+
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """`--audit-log FILE [--audit-key REF] [--actor A] [--tenant T] ...` for a signing command."""
+    group = _add_log_options(parser, records="every signature", actor="who signs")
+    group.add_argument(
         "--audit-durability",
         choices=("fsync", "group"),
         default="fsync",
         help="fsync every record (default) or group commit",
-    )
-    group.add_argument(
-        "--actor", metavar="NAME", help=f"who signs (default: ${ACTOR_ENV}, else the OS user)"
     )
     group.add_argument("--tenant", metavar="NAME", help="tenant the signature is made for")
     group.add_argument(
@@ -172,20 +178,7 @@ def record_load_failure(args: argparse.Namespace, reference: str, exc: BaseExcep
 
 def add_trust_audit_options(parser: argparse.ArgumentParser) -> None:
     """`--audit-log FILE [--audit-key REF] [--actor A]` for a trust-root command."""
-    group = parser.add_argument_group("audit")
-    group.add_argument(
-        "--audit-log",
-        metavar="FILE",
-        help=f"append a record of this change to this log (default: ${AUDIT_LOG_ENV})",
-    )
-    group.add_argument(
-        "--audit-key",
-        metavar="REF",
-        help=f"key that signs the log's checkpoints (${AUDIT_KEY_ENV})",
-    )
-    group.add_argument(
-        "--actor", metavar="NAME", help=f"who changes it (default: ${ACTOR_ENV}, else the OS user)"
-    )
+    _add_log_options(parser, records="this change", actor="who changes it")
 
 
 def record_trust_change(
