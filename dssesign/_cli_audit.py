@@ -280,23 +280,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _main(argv: list[str] | None = None) -> int:
-    """`python -m dssesign._cli_audit ...`: the whole CLI with `audit` added if not yet wired."""
-    from . import cli
-
-    build = cli.build_parser
-
-    def build_with_audit() -> argparse.ArgumentParser:
-        parser = build()
-        for action in parser._subparsers._group_actions if parser._subparsers else []:
-            if isinstance(action, argparse._SubParsersAction) and "audit" not in action.choices:
-                register(action)
-        return parser
-
-    cli.build_parser = build_with_audit
-    return cli.main(argv)
-
-
 __all__ = [
     "ACTOR_ENV",
     "AUDIT_LOG_ENV",
@@ -309,6 +292,3 @@ __all__ = [
     "register",
     "signing_context",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -16,39 +16,14 @@ from pathlib import Path
 import pytest
 
 from dssesign.audit import AuditLog, read_entries, verify_log
-from dssesign.cli import build_parser
 from dssesign.keys import load_public_key
 from dssesign.profiles.software import load_key_file, write_keypair
 
 from ..conftest import signer_for
-from .test_cli import ARTIFACT, ATTEST_SLSA, PASSWORD, Run
+from .test_cli import ARTIFACT, ATTEST_SLSA, PASSWORD, dssesign
 
 AUDIT_PASSWORD = "audit key passphrase 93b1"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _audit_wired() -> bool:
-    parser = build_parser()
-    actions = parser._subparsers._group_actions if parser._subparsers else []
-    return any("audit" in getattr(action, "choices", {}) for action in actions)
-
-
-#: Until the lead registers `_cli_audit` in cli.py, the module runs the CLI with it added.
-ENTRY = "dssesign" if _audit_wired() else "dssesign._cli_audit"
-
-
-def dssesign(*args: str | Path, env: dict[str, str] | None = None) -> Run:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DSSESIGN_")}
-    environment.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", ENTRY, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(scope="module")

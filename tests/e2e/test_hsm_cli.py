@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,23 +17,7 @@ from ..softhsm import (
     SoftHsm,
     softhsm_fixture,  # noqa: F401 - the session fixture `softhsm`
 )
-from .test_cli import ATTEST_SLSA, Run, assert_one_line_error, dssesign
-
-
-def hsm_cli(*args: str | Path, env: dict[str, str] | None = None) -> Run:
-    """`dssesign ...` through an entry point that registers `hsm` if the CLI does not yet."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DSSESIGN_")}
-    environment.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.e2e._hsm_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=Path(__file__).resolve().parents[2],
-        timeout=120,
-        check=False,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+from .test_cli import ATTEST_SLSA, assert_one_line_error, dssesign
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +28,16 @@ def hsm(softhsm: SoftHsm) -> tuple[SoftHsm, dict[str, str]]:
 def test_keygen_list_public_key(hsm: tuple[SoftHsm, dict[str, str]], tmp_path: Path) -> None:
     softhsm, env = hsm
     uri = softhsm.uri(E2E, "cli-p256")
-    run = hsm_cli("hsm", "keygen", "--uri", uri, "--algorithm", "ecdsa-p256", env=env)
+    run = dssesign("hsm", "keygen", "--uri", uri, "--algorithm", "ecdsa-p256", env=env)
     assert run.code == 0, run
     keyid, pem = run.out.split("\n", 1)
     assert load_public_key(pem.encode()).keyid == keyid
     assert PIN not in run.out + run.err
 
-    again = hsm_cli("hsm", "keygen", "--uri", uri, "--algorithm", "ecdsa-p256", env=env)
+    again = dssesign("hsm", "keygen", "--uri", uri, "--algorithm", "ecdsa-p256", env=env)
     assert_one_line_error(again, "already holds")
 
-    listed = hsm_cli(
+    listed = dssesign(
         "hsm", "list", "--json", "--uri", softhsm.uri(E2E, "x").replace(";object=x", ""), env=env
     )
     assert listed.code == 0, listed
@@ -65,11 +46,11 @@ def test_keygen_list_public_key(hsm: tuple[SoftHsm, dict[str, str]], tmp_path: P
     assert len(mine) == 1 and mine[0]["keyid"] == keyid
     assert mine[0]["sensitive"] is True and mine[0]["extractable"] is False
     assert mine[0]["algorithm"] == "PKIX_ECDSA_P256_SHA_256"
-    table = hsm_cli("hsm", "list", env=env)
+    table = dssesign("hsm", "list", env=env)
     assert table.code == 0 and "cli-p256" in table.out and keyid in table.out
 
     out = tmp_path / "cli.pub"
-    run = hsm_cli("hsm", "public-key", "--uri", uri, "--out", out, env=env)
+    run = dssesign("hsm", "public-key", "--uri", uri, "--out", out, env=env)
     assert run.code == 0 and run.out.strip() == keyid
     assert load_public_key(out.read_bytes()).keyid == keyid
 
@@ -79,7 +60,7 @@ def test_attest_with_hsm_and_software_keys_verifies(
 ) -> None:
     softhsm, env = hsm
     uri = softhsm.uri(E2E, "attest-ed25519")
-    run = hsm_cli(
+    run = dssesign(
         "hsm",
         "keygen",
         "--uri",
@@ -93,7 +74,7 @@ def test_attest_with_hsm_and_software_keys_verifies(
     assert run.code == 0, run
     assert dssesign("keygen", "--algorithm", "ecdsa-p256", "--out", tmp_path / "sw").code == 0
     envelope = tmp_path / "env.json"
-    run = hsm_cli(
+    run = dssesign(
         "attest",
         *ATTEST_SLSA,
         "--key",
@@ -120,10 +101,10 @@ def test_attest_with_hsm_and_software_keys_verifies(
 def test_bad_pin_exits_2_with_one_line(hsm: tuple[SoftHsm, dict[str, str]]) -> None:
     softhsm, env = hsm
     bad = {**env, PIN_ENV: "not-the-pin-9999"}
-    run = hsm_cli("hsm", "public-key", "--uri", softhsm.uri(E2E, "cli-p256"), env=bad)
+    run = dssesign("hsm", "public-key", "--uri", softhsm.uri(E2E, "cli-p256"), env=bad)
     assert_one_line_error(run, "PIN rejected")
     assert "not-the-pin-9999" not in run.err
-    run = hsm_cli("attest", *ATTEST_SLSA, "--key", softhsm.uri(E2E, "cli-p256"), env=bad)
+    run = dssesign("attest", *ATTEST_SLSA, "--key", softhsm.uri(E2E, "cli-p256"), env=bad)
     assert_one_line_error(run, "PIN rejected")
 
 
@@ -141,4 +122,4 @@ def test_configuration_errors_exit_2(
 ) -> None:
     softhsm, env = hsm
     uri = softhsm.uri(E2E, "cli-p256").replace(*uri_change)
-    assert_one_line_error(hsm_cli("hsm", "public-key", "--uri", uri, env=env), fragment)
+    assert_one_line_error(dssesign("hsm", "public-key", "--uri", uri, env=env), fragment)
