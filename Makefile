@@ -26,12 +26,15 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collects nothing; that must fail the run, and it does (non-zero).
 unit: $(STAMP)
 	bash scripts/ensure-softhsm.sh
+	bash scripts/ensure-localstack.sh
+	bash scripts/ensure-sigstore-js.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: lint typecheck unit
 
 bench: $(STAMP)
 	bash scripts/ensure-softhsm.sh
+	bash scripts/ensure-localstack.sh
 	$(PY) -m bench.run --markdown docs/benchmarks.md
 
 clean:

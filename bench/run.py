@@ -18,6 +18,7 @@ MODULES = (
     "bench.bench_verify",
     "bench.bench_audit",
     "bench.bench_pkcs11",
+    "bench.bench_kms",
 )
 
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._cli_audit import add_audit_options
 from ._cli_common import PASSWORD_ENV, add_json, add_password, emit, password, print_json
 from ._fileio import atomic_write, read_bounded
-from .errors import ConfigError, PredicateError
+from .errors import ConfigError, InputError, PredicateError
 from .limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
-    from .dsse import Envelope
-    from .signer import Signer
+    from pathlib import Path
+
+    from .multisign import SigningResult
+    from .signer import Signer, SignerOptions
+
+#: Environment variable the keyless profile reads the OIDC identity token from.
+OIDC_TOKEN_ENV = "DSSESIGN_OIDC_TOKEN"  # noqa: S105 - the variable's name, not a secret
+_MAX_TOKEN_FILE = 64 * 1024
 
 
 def register(commands: Any) -> None:
@@ -97,7 +102,26 @@ def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
         parser.add_argument(
             "--out", metavar="FILE", help="write the envelope here (default: stdout)"
         )
+        parser.add_argument(
+            "--bundle-dir",
+            metavar="DIR",
+            help="also write one Sigstore bundle (v0.3) per signature here: "
+            "STEM.<keyid16>.sigstore.json, keyless: STEM.keyless-<n>.sigstore.json "
+            "(STEM: the --out name without .json, else 'envelope')",
+        )
     add_password(parser)
+    parser.add_argument(
+        "--identity-token-file",
+        metavar="FILE",
+        help=f"OIDC identity token for --key keyless (default: ${OIDC_TOKEN_ENV}, "
+        "then ambient CI credentials)",
+    )
+    parser.add_argument(
+        "--trust-config",
+        metavar="FILE",
+        help="Sigstore ClientTrustConfig JSON naming the instance for --key keyless "
+        "(default: $DSSESIGN_SIGSTORE_TRUST_CONFIG, then the public-good instance)",
+    )
 
 
 def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: bool) -> None:
@@ -127,19 +151,46 @@ def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: b
         )
 
 
-def load_signers(args: argparse.Namespace) -> list[Signer]:
-    from .signer import SignerOptions, load_signer
+def signer_options(args: argparse.Namespace) -> SignerOptions:
+    """Secrets and instance settings for the key loaders, from files or the environment."""
+    from pathlib import Path
 
-    options = SignerOptions(password=password(args))
+    from .signer import SignerOptions
+
+    token = None
+    token_file = getattr(args, "identity_token_file", None)
+    if token_file:
+        raw = read_bounded(token_file, limit=_MAX_TOKEN_FILE, what="identity token file")
+        try:
+            token = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise InputError(f"identity token file {token_file}: not ASCII text") from None
+        if not token:
+            raise InputError(f"identity token file {token_file}: empty")
+    trust_config = getattr(args, "trust_config", None)
+    if trust_config and not Path(trust_config).is_file():
+        raise InputError(f"trust config {trust_config}: no such file")
+    # Without --identity-token-file the keyless loader reads $DSSESIGN_OIDC_TOKEN itself.
+    return SignerOptions(
+        password=password(args),
+        identity_token=token,
+        trust_config=Path(trust_config) if trust_config else None,
+    )
+
+
+def load_signers(args: argparse.Namespace) -> list[Signer]:
+    from .signer import load_signer
+
+    options = signer_options(args)
     return [load_signer(ref, options) for ref in args.key]
 
 
 def _load_signers_audited(args: argparse.Namespace) -> list[Signer]:
     """`load_signers`, recording a key that fails to load in the audit log (if one is set)."""
     from ._cli_audit import record_load_failure
-    from .signer import SignerOptions, load_signer
+    from .signer import load_signer
 
-    options = SignerOptions(password=password(args))
+    options = signer_options(args)
     signers = []
     for ref in args.key:
         try:
@@ -186,20 +237,28 @@ def _finish_statement(args: argparse.Namespace, partial: dict[str, Any]) -> dict
     return build_statement(subjects, partial["predicateType"], partial["predicate"])
 
 
-def _envelope_summary(envelope: Envelope, signers: Sequence[Signer]) -> dict[str, Any]:
-    by_keyid = {s.keyid: s for s in signers}
+def _envelope_summary(result: SigningResult) -> dict[str, Any]:
+    envelope = result.envelope
     return {
         "payloadType": envelope.payload_type,
         "payloadBytes": len(envelope.payload),
-        "signatures": [
-            {
-                "keyid": sig.keyid,
-                "algorithm": by_keyid[sig.keyid].algorithm.name,
-                "key": getattr(by_keyid[sig.keyid], "reference", ""),
-            }
-            for sig in envelope.signatures
-        ],
+        "signatures": [_signature_summary(signer, sig.keyid) for signer, sig in result.pairs()],
     }
+
+
+def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
+    from .bundles import is_keyless
+
+    item = {
+        "keyid": keyid,
+        "algorithm": signer.algorithm.name,
+        "key": getattr(signer, "reference", ""),
+    }
+    if is_keyless(signer):
+        # The certificate's identity and OIDC issuer: public, and what a verifier will match.
+        item["identity"] = str(getattr(signer, "identity", ""))
+        item["issuer"] = str(getattr(signer, "issuer", ""))
+    return item
 
 
 def _sign_and_emit(
@@ -208,8 +267,11 @@ def _sign_and_emit(
     payload: bytes,
     payload_type: str,
     statement: dict[str, Any] | None = None,
+    *,
+    bundle_dir: Path | None = None,
 ) -> int:
     from ._cli_audit import open_audit_log, signing_context
+    from .bundles import bundle_stem, bundles_for, write_bundles
     from .multisign import MultiProfileSigner
 
     context = signing_context(args, statement)
@@ -218,20 +280,28 @@ def _sign_and_emit(
         signer = MultiProfileSigner(
             signers, threshold=args.threshold, timeout=args.timeout, audit=audit
         )
-        envelope = signer.sign(payload, payload_type, context=context)
+        result = signer.sign_detailed(payload, payload_type, context=context)
     finally:
         if audit is not None:
             audit.close()  # the closing checkpoint; a failure here stops the envelope
-    summary = _envelope_summary(envelope, signers)
+    envelope = result.envelope
+    summary = _envelope_summary(result)
+    if bundle_dir is not None:
+        # All built (keyless ones checked against their signature) before any is written, and
+        # written before the envelope: an envelope on disk means its bundles are there too.
+        files = bundles_for(envelope, result.signers, bundle_stem(args.out))
+        written = write_bundles(bundle_dir, files)
+        for item, path in zip(summary["signatures"], written, strict=True):
+            item["bundle"] = str(path)
+    if args.out or not args.json:
+        emit(envelope.to_json(), args.out)
     if args.json:
         if args.out:
-            emit(envelope.to_json(), args.out)
             summary["out"] = args.out
         else:
             summary["envelope"] = envelope.to_dict()
         print_json(summary)
         return 0
-    emit(envelope.to_json(), args.out)
     stream = sys.stdout if args.out else sys.stderr
     print(
         f"signed {payload_type} ({len(payload)} bytes) with {len(envelope.signatures)} "
@@ -239,8 +309,20 @@ def _sign_and_emit(
         file=stream,
     )
     for item in summary["signatures"]:
-        print(f"  {item['algorithm']:<26} {item['keyid']}  {item['key']}", file=stream)
+        keyid = item["keyid"] or f"(keyless) {item.get('identity', '')} {item.get('issuer', '')}"
+        print(f"  {item['algorithm']:<26} {keyid}  {item['key']}", file=stream)
+        if "bundle" in item:
+            print(f"    bundle -> {item['bundle']}", file=stream)
     return 0
+
+
+def _bundle_dir(args: argparse.Namespace) -> Path | None:
+    """--bundle-dir, created now: before any key is loaded (keyless loading costs a certificate)."""
+    if not getattr(args, "bundle_dir", None):
+        return None
+    from .bundles import prepare_bundle_dir
+
+    return prepare_bundle_dir(args.bundle_dir)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -278,9 +360,11 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     from .statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
+    bundle_dir = _bundle_dir(args)
     signers = _load_signers_audited(args)
     statement = _finish_statement(args, partial)
-    return _sign_and_emit(args, signers, statement_payload(statement), PAYLOAD_TYPE, statement)
+    payload = statement_payload(statement)
+    return _sign_and_emit(args, signers, payload, PAYLOAD_TYPE, statement, bundle_dir=bundle_dir)
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
@@ -291,8 +375,9 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         # needs real UTF-8 text, and a control character has no business in a media type.
         raise ConfigError("--payload-type must be printable UTF-8 text")
     payload = read_bounded(args.payload, limit=DEFAULT_LIMITS.max_payload_bytes, what="payload")
+    bundle_dir = _bundle_dir(args)
     signers = _load_signers_audited(args)
-    return _sign_and_emit(args, signers, payload, args.payload_type)
+    return _sign_and_emit(args, signers, payload, args.payload_type, bundle_dir=bundle_dir)
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:

@@ -83,6 +83,40 @@ def register(commands: Any) -> None:
     add_trust_audit_options(roots)
     roots.set_defaults(handler=_cmd_set_root_keys)
 
+    sigstore_root = sub.add_parser(
+        "set-sigstore-root",
+        help="embed the Sigstore trusted_root.json keyless bundles are verified against",
+    )
+    sigstore_root.add_argument("file", metavar="FILE")
+    sigstore_root.add_argument("--trusted-root", required=True, metavar="TRUSTED_ROOT_JSON")
+    add_json(sigstore_root)
+    add_trust_audit_options(sigstore_root)
+    sigstore_root.set_defaults(handler=_cmd_set_sigstore_root)
+
+    identity = sub.add_parser(
+        "add-identity", help="trust keyless signatures by an OIDC issuer + certificate subject"
+    )
+    identity.add_argument("file", metavar="FILE")
+    identity.add_argument("--issuer", required=True, metavar="URL", help="OIDC issuer, exact")
+    subject = identity.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--subject", metavar="SAN", help="certificate SAN, exact")
+    subject.add_argument(
+        "--subject-regexp", metavar="RE", help="regular expression matching the whole SAN"
+    )
+    identity.add_argument(
+        "--extension",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="certificate extension the signer must carry, e.g. "
+        "githubWorkflowRepository=org/repo; repeatable",
+    )
+    identity.add_argument("--predicate-type", action="append", default=[], metavar="URI")
+    identity.add_argument("--label", metavar="LABEL")
+    add_json(identity)
+    add_trust_audit_options(identity)
+    identity.set_defaults(handler=_cmd_add_identity)
+
     show = sub.add_parser("show", help="print a trust root")
     show.add_argument("file", metavar="FILE")
     add_json(show)
@@ -242,6 +276,44 @@ def _cmd_set_root_keys(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
+    from ._json import loads_strict
+    from .trustroot import MAX_TRUST_ROOT_BYTES, set_sigstore_root
+
+    data = read_bounded(args.trusted_root, limit=MAX_TRUST_ROOT_BYTES, what="trusted root")
+    document = loads_strict(data, what=f"trusted root {args.trusted_root}")
+    if not isinstance(document, dict):
+        raise ConfigError(f"trusted root {args.trusted_root}: expected a JSON object")
+    root = set_sigstore_root(_read(args.file), document)
+    return _write(args, args.file, root, "Sigstore trusted root set", change="set-sigstore-root")
+
+
+def _cmd_add_identity(args: argparse.Namespace) -> int:
+    from .trustroot import add_identity
+
+    extensions: dict[str, str] = {}
+    for item in args.extension:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--extension {item!r}: expected NAME=VALUE")
+        if name in extensions:
+            raise ConfigError(f"--extension {name} given twice")
+        extensions[name] = value
+    root = add_identity(
+        _read(args.file),
+        issuer=args.issuer,
+        subject=args.subject,
+        subject_regexp=args.subject_regexp,
+        extensions=extensions,
+        predicate_types=tuple(args.predicate_type),
+        label=args.label,
+    )
+    shown = args.subject if args.subject is not None else f"~{args.subject_regexp}"
+    return _write(
+        args, args.file, root, f"added identity {args.issuer} {shown}", change="add-identity"
+    )
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from .trustroot import failed_handovers, format_time, to_json
 
@@ -266,6 +338,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(f"    label: {key.label}")
         if key.predicate_types:
             print(f"    types: {', '.join(key.predicate_types)}")
+    if root.keyless is not None:
+        tlogs = root.keyless.trusted_root.get("tlogs", [])
+        print(f"sigstore: trusted root with {len(tlogs) if isinstance(tlogs, list) else 0} tlog(s)")
+        for identity in root.keyless.identities:
+            subject = (
+                identity.subject if identity.subject is not None else f"~{identity.subject_regexp}"
+            )
+            label = f" ({identity.label})" if identity.label else ""
+            print(f"identity {identity.issuer} {subject}{label}")
+            for name, value in identity.extensions.items():
+                print(f"    {name}: {value}")
+            if identity.predicate_types:
+                print(f"    types: {', '.join(identity.predicate_types)}")
     for event in root.rotations:
         print(
             f"rotation {event.from_keyid[:16]}… -> {event.to_keyid[:16]}… "

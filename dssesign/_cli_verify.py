@@ -1,4 +1,10 @@
-"""`dssesign verify`: offline verification of one envelope, or of many across every core."""
+"""`dssesign verify`: offline verification of one envelope, or of many across every core.
+
+Sigstore bundles are recognised by their mediaType: ``verify ENVELOPE BUNDLE...`` checks the
+envelope together with bundles of its signatures; ``verify BUNDLE`` checks a bundle alone (a
+DSSE bundle as an envelope of one signature, a messageSignature bundle against --artifact or
+--digest). Bundles must be named as files, not found in directories.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ def register(commands: Any) -> None:
     verify = commands.add_parser(
         "verify",
         help="verify DSSE envelopes offline against a trust root",
-        description="Verify each ENVELOPE (a file, or a directory of *.json files) offline.",
+        description="Verify each ENVELOPE (a file, or a directory of *.json files) offline; "
+        "or one ENVELOPE with Sigstore BUNDLE files of its signatures; or one BUNDLE alone.",
     )
     verify.add_argument("--trust-root", required=True, metavar="FILE")
     verify.add_argument(
@@ -68,7 +75,7 @@ def register(commands: Any) -> None:
         metavar="N",
         help="processes for many envelopes (default: every core)",
     )
-    verify.add_argument("envelopes", nargs="+", metavar="ENVELOPE")
+    verify.add_argument("envelopes", nargs="+", metavar="ENVELOPE|BUNDLE")
     add_json(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -210,6 +217,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         from .predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
+    bundled = _bundle_mode(args.envelopes)
+    if bundled is not None:
+        code, report = _verify_bundled(root, bundled, args, predicate_type, at)
+        return _print_single(code, report, json_output=args.json)
     paths = _expand(args.envelopes)
     digests = list(args.digest)
     artifacts = tuple(args.artifact)
@@ -231,20 +242,116 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if len(paths) == 1:
         code, report = next(results)
         report.pop("envelope")
-        if args.json:
-            print_json(report)
-        elif code == 0:
-            print(f"OK: {report['message']}")
-            for key in report.get("keysCounted", []):  # type: ignore[attr-defined]
-                label = f" ({key['label']})" if key.get("label") else ""
-                print(f"  {key['algorithm']:<26} {key['keyid']}{label}")
-        else:
-            print(
-                f"error: verification failed [{report['code']}]: {report['message']}",
-                file=sys.stderr,
-            )
-        return code
+        return _print_single(code, report, json_output=args.json)
     return _report_many(results, len(paths), json_output=args.json)
+
+
+def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> int:
+    if json_output:
+        print_json(report)
+    elif code == 0:
+        print(f"OK: {report['message']}")
+        for key in report.get("keysCounted", []):
+            label = f" ({key['label']})" if key.get("label") else ""
+            print(f"  {key['algorithm']:<26} {key['keyid']}{label}")
+        for identity in report.get("identitiesCounted", []):
+            label = f" ({identity['label']})" if identity.get("label") else ""
+            print(f"  {'keyless':<26} {identity['issuer']} {identity['subject']}{label}")
+    else:
+        print(
+            f"error: verification failed [{report['code']}]: {report['message']}",
+            file=sys.stderr,
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class _Bundled:
+    """One envelope with bundles of its signatures, or one bundle alone (envelope None)."""
+
+    envelope: bytes | None
+    bundles: tuple[bytes, ...]
+
+
+def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
+    """Read the named files if any of them is a Sigstore bundle; None for plain envelopes.
+
+    Only files named directly count (never directory contents), and only up to one envelope
+    plus limits.max_signatures bundles; a cheap byte search skips JSON parsing for files that
+    cannot be bundles.
+    """
+    from .limits import DEFAULT_LIMITS
+
+    if len(arguments) > 1 + DEFAULT_LIMITS.max_signatures:
+        return None
+    if any(Path(a).is_dir() for a in arguments):
+        return None
+    contents: list[bytes] = []
+    kinds: list[bool] = []
+    for index, argument in enumerate(arguments):
+        data = read_bounded(argument, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
+        kinds.append(_is_bundle(data))
+        # Keep only what this mode can use: the first file and bundles (bounded memory).
+        contents.append(data if index == 0 or kinds[-1] else b"")
+    if not any(kinds):
+        return None
+    if len(contents) == 1:
+        return _Bundled(envelope=None, bundles=(contents[0],))
+    if kinds[0] or not all(kinds[1:]):
+        raise ConfigError(
+            "give one ENVELOPE followed by Sigstore BUNDLE files of its signatures, "
+            "or one BUNDLE alone"
+        )
+    return _Bundled(envelope=contents[0], bundles=tuple(contents[1:]))
+
+
+def _is_bundle(data: bytes) -> bool:
+    if b"mediaType" not in data:
+        return False
+    from ._json import loads_strict
+    from .bundle_verify import is_bundle_document
+    from .errors import InputError
+
+    try:
+        document = loads_strict(data, what="input")
+    except InputError:
+        # Unparseable: a bundle if it names a bundle media type (the verifier says what is wrong).
+        return b"application/vnd.dev.sigstore.bundle" in data
+    return is_bundle_document(document)
+
+
+def _verify_bundled(
+    root: TrustRoot,
+    bundled: _Bundled,
+    args: argparse.Namespace,
+    predicate_type: str | None,
+    at: datetime | None,
+) -> tuple[int, dict[str, Any]]:
+    from .verify import failure_report, verify, verify_bundle
+
+    try:
+        if bundled.envelope is None:
+            result = verify_bundle(
+                bundled.bundles[0],
+                root,
+                artifacts=tuple(args.artifact),
+                digests=tuple(args.digest),
+                predicate_type=predicate_type,
+                at=at,
+            )
+        else:
+            result = verify(
+                bundled.envelope,
+                root,
+                bundles=bundled.bundles,
+                artifacts=tuple(args.artifact),
+                digests=tuple(args.digest),
+                predicate_type=predicate_type,
+                at=at,
+            )
+    except VerificationError as exc:
+        return 1, failure_report(exc)
+    return 0, result.to_dict()
 
 
 def _report_many(

@@ -8,7 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from . import __version__, _cli_audit, _cli_hsm, _cli_sign, _cli_trust, _cli_verify
+from . import (
+    __version__,
+    _cli_audit,
+    _cli_hsm,
+    _cli_kms,
+    _cli_sign,
+    _cli_trust,
+    _cli_vault,
+    _cli_verify,
+)
 from ._cli_common import Parser
 from .errors import DssesignError, VerificationError
 
@@ -24,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_verify.register(commands)
     _cli_trust.register(commands)
     _cli_hsm.register(commands)
+    _cli_kms.register(commands)
+    _cli_vault.register(commands)
     _cli_audit.register(commands)
     return parser
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .bundles import is_keyless
 from .dsse import Envelope, Signature, pae
 from .errors import ConfigError, SigningError
 from .signer import Signer
@@ -49,6 +50,32 @@ class SigningRecord:
 
 
 RecordHook = Callable[[SigningRecord], None]
+
+
+@dataclass(frozen=True)
+class SigningResult:
+    """The envelope and, for each of its signatures in order, the signer that made it.
+
+    Callers that emit more than the envelope (Sigstore bundles, per-signature summaries) need
+    the signer behind each signature: a keyless signer holds the bundle for its signature, and
+    its envelope keyid is "" so the keyid cannot find it.
+    """
+
+    envelope: Envelope
+    signers: tuple[Signer, ...]
+
+    def pairs(self) -> tuple[tuple[Signer, Signature], ...]:
+        return tuple(zip(self.signers, self.envelope.signatures, strict=True))
+
+
+def envelope_keyid(signer: Signer) -> str:
+    """The keyid a signer's signature carries in the envelope.
+
+    A certificate-bound signer (Sigstore keyless: it has `bundle_for`) signs with an ephemeral
+    key no trust root lists, so its keyid is "" as cosign writes it; the verifier finds its
+    identity in the bundle's certificate. Every other signer uses its key's keyid.
+    """
+    return "" if is_keyless(signer) else signer.keyid
 
 
 @dataclass
@@ -119,6 +146,12 @@ class MultiProfileSigner:
         `context` (operation id, actor, tenant, subjects) goes into every hook record; without
         one, each call gets a fresh operation id.
         """
+        return self.sign_detailed(payload, payload_type, context=context).envelope
+
+    def sign_detailed(
+        self, payload: bytes, payload_type: str, *, context: SigningContext | None = None
+    ) -> SigningResult:
+        """`sign`, also naming the signer behind each emitted signature."""
         message = pae(payload_type, payload)
         outcomes = [_Outcome() for _ in self._signers]
         threads: list[tuple[int, threading.Thread]] = []
@@ -148,7 +181,7 @@ class MultiProfileSigner:
         payload_type: str,
         outcomes: list[_Outcome],
         context: SigningContext | None,
-    ) -> Envelope:
+    ) -> SigningResult:
         pairs = list(zip(self._signers, outcomes, strict=True))
         if self._hooks:
             context = context if context is not None else SigningContext()
@@ -159,10 +192,13 @@ class MultiProfileSigner:
                     except Exception as exc:
                         # An audit trail that cannot record must stop the signature going out.
                         raise SigningError(f"signing record hook failed: {exc}") from exc
-        signatures = tuple(
-            Signature(sig=outcome.signature, keyid=signer.keyid)
+        signed = [
+            (signer, outcome.signature)
             for signer, outcome in pairs
             if outcome.signature is not None
+        ]
+        signatures = tuple(
+            Signature(sig=signature, keyid=envelope_keyid(signer)) for signer, signature in signed
         )
         if len(signatures) < self._threshold:
             failures = "; ".join(
@@ -177,7 +213,8 @@ class MultiProfileSigner:
                 f"signing policy '{policy}' not met: {len(signatures)} of {len(self._signers)} "
                 f"signed; {failures}"
             )
-        return Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
+        envelope = Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
+        return SigningResult(envelope=envelope, signers=tuple(signer for signer, _ in signed))
 
 
 def _records(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -40,9 +40,13 @@ class SignerOptions:
     """What a loader may need beyond the reference; secrets arrive here, never in the reference."""
 
     #: Passphrase for encrypted software keys.
-    password: bytes | None = None
+    password: bytes | None = field(default=None, repr=False)
     #: If set, the loaded key's keyid must equal it.
     expected_keyid: str | None = None
+    #: OIDC identity token for keyless signing (a secret: never logged or shown).
+    identity_token: str | None = field(default=None, repr=False)
+    #: Sigstore ClientTrustConfig / signing-config file naming a private Sigstore instance.
+    trust_config: Path | None = None
 
 
 SignerLoader = Callable[[str, SignerOptions], Signer]
@@ -104,6 +108,6 @@ def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
 
 def _ensure_builtin_profiles() -> None:
     # Importing a profile registers it; the import is cheap and idempotent.
-    # `pkcs11` imports python-pkcs11 only when a pkcs11: key is loaded, so registering it costs
-    # nothing where the `pkcs11` extra is not installed.
-    from .profiles import pkcs11, software  # noqa: F401, PLC0415
+    # Each profile imports its client library (python-pkcs11, boto3, hvac, sigstore) only when
+    # one of its keys is loaded, so registering it costs nothing where its extra is missing.
+    from .profiles import awskms, keyless, pkcs11, software, vault  # noqa: F401, PLC0415

@@ -17,15 +17,16 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from importlib import resources
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from ._fileio import atomic_write, read_bounded
-from ._json import json_path, loads_strict
+from ._json import json_path, loads_strict, member_path
 from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .dsse import Envelope, pae
 from .errors import (
@@ -46,12 +47,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDOVER_PAYLOAD_TYPE",
+    "MAX_IDENTITIES",
     "MAX_KEYS",
     "MAX_ROOT_KEYS",
     "MAX_ROTATIONS",
     "MAX_TRUST_ROOT_BYTES",
     "MEDIA_TYPE",
     "SCHEMA_ID",
+    "SIGSTORE_EXTENSIONS",
     "TRUST_ROOT_ERROR_CODES",
     "TRUST_ROOT_EXPIRED",
     "TRUST_ROOT_MALFORMED",
@@ -60,15 +63,19 @@ __all__ = [
     "TRUST_ROOT_SIGNATURE_THRESHOLD",
     "TRUST_ROOT_VERSION_CONFLICT",
     "HybridMode",
+    "IdentityRule",
     "Policy",
     "Revocation",
     "RootKeys",
     "RotationEvent",
+    "SigstoreTrust",
     "TrustRoot",
     "TrustRootError",
     "TrustedKey",
     "TypePolicy",
+    "add_identity",
     "add_key",
+    "check_subject_regexp",
     "dump_trust_root",
     "failed_handovers",
     "format_time",
@@ -84,6 +91,7 @@ __all__ = [
     "set_expires",
     "set_policy",
     "set_root_keys",
+    "set_sigstore_root",
     "sign_trust_root",
     "to_json",
     "unset_type_policy",
@@ -103,6 +111,50 @@ MAX_ROOT_KEYS: Final = 32
 MAX_ROTATIONS: Final = 256
 MAX_THRESHOLD: Final = 256
 MAX_TRUST_ROOT_BYTES: Final = 4 * 1024 * 1024
+#: Keyless identity rules in one trust root.
+MAX_IDENTITIES: Final = 64
+#: A subjectRegExp longer than this is refused; a SAN longer than MAX_SUBJECT_CHARS never
+#: matches a subjectRegExp (exact subjects are compared whatever their length).
+MAX_REGEXP_CHARS: Final = 512
+MAX_SUBJECT_CHARS: Final = 512
+#: Open-ended repetitions (`*`, `+`, `{n,}`) that may match the same characters in a row in a
+#: subjectRegExp: backtracking costs up to n^k steps (k = 3, n = MAX_SUBJECT_CHARS: ~0.2 s).
+MAX_REGEXP_REPEATS: Final = 3
+
+#: Certificate extensions an identity rule may require, by the name used in the trust root:
+#: (Fulcio OID, the sigstore-python policy class in `sigstore.verify.policy` that checks it).
+SIGSTORE_EXTENSIONS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+    {
+        "githubWorkflowTrigger": ("1.3.6.1.4.1.57264.1.2", "GitHubWorkflowTrigger"),
+        "githubWorkflowSha": ("1.3.6.1.4.1.57264.1.3", "GitHubWorkflowSHA"),
+        "githubWorkflowName": ("1.3.6.1.4.1.57264.1.4", "GitHubWorkflowName"),
+        "githubWorkflowRepository": ("1.3.6.1.4.1.57264.1.5", "GitHubWorkflowRepository"),
+        "githubWorkflowRef": ("1.3.6.1.4.1.57264.1.6", "GitHubWorkflowRef"),
+        "buildSignerURI": ("1.3.6.1.4.1.57264.1.9", "OIDCBuildSignerURI"),
+        "buildSignerDigest": ("1.3.6.1.4.1.57264.1.10", "OIDCBuildSignerDigest"),
+        "runnerEnvironment": ("1.3.6.1.4.1.57264.1.11", "OIDCRunnerEnvironment"),
+        "sourceRepositoryURI": ("1.3.6.1.4.1.57264.1.12", "OIDCSourceRepositoryURI"),
+        "sourceRepositoryDigest": ("1.3.6.1.4.1.57264.1.13", "OIDCSourceRepositoryDigest"),
+        "sourceRepositoryRef": ("1.3.6.1.4.1.57264.1.14", "OIDCSourceRepositoryRef"),
+        "sourceRepositoryIdentifier": (
+            "1.3.6.1.4.1.57264.1.15",
+            "OIDCSourceRepositoryIdentifier",
+        ),
+        "sourceRepositoryOwnerURI": ("1.3.6.1.4.1.57264.1.16", "OIDCSourceRepositoryOwnerURI"),
+        "sourceRepositoryOwnerIdentifier": (
+            "1.3.6.1.4.1.57264.1.17",
+            "OIDCSourceRepositoryOwnerIdentifier",
+        ),
+        "buildConfigURI": ("1.3.6.1.4.1.57264.1.18", "OIDCBuildConfigURI"),
+        "buildConfigDigest": ("1.3.6.1.4.1.57264.1.19", "OIDCBuildConfigDigest"),
+        "buildTrigger": ("1.3.6.1.4.1.57264.1.20", "OIDCBuildTrigger"),
+        "runInvocationURI": ("1.3.6.1.4.1.57264.1.21", "OIDCRunInvocationURI"),
+        "sourceRepositoryVisibilityAtSigning": (
+            "1.3.6.1.4.1.57264.1.22",
+            "OIDCSourceRepositoryVisibility",
+        ),
+    }
+)
 
 # Stable VerificationError codes of verify_signed_trust_root.
 TRUST_ROOT_MALFORMED: Final = "TRUST_ROOT_MALFORMED"
@@ -222,6 +274,69 @@ class RootKeys:
 
 
 @dataclass(frozen=True)
+class IdentityRule:
+    """A keyless signer whose signatures count: OIDC issuer plus certificate SAN (and extensions).
+
+    `subject` is compared exactly; `subject_regexp` must match the whole SAN (it is implicitly
+    anchored, unlike cosign's unanchored `--certificate-identity-regexp`).
+    """
+
+    issuer: str
+    subject: str | None = None
+    subject_regexp: str | None = None
+    #: Rule name (a key of SIGSTORE_EXTENSIONS) -> exact value the certificate must carry.
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    #: Predicate type URIs this identity may attest to; empty means any.
+    predicate_types: tuple[str, ...] = ()
+    label: str | None = None
+
+    def matches_subject(self, san: str) -> bool:
+        """Does `san` satisfy this rule's subject (exact or whole-string regexp)?"""
+        if not isinstance(san, str):
+            return False
+        if self.subject is not None:
+            return san == self.subject
+        if len(san) > MAX_SUBJECT_CHARS:
+            return False
+        if self.subject_regexp is None:  # pragma: no cover - the loader refuses it
+            return False
+        return _subject_pattern(self.subject_regexp).fullmatch(san) is not None
+
+    def allows(self, predicate_type: str) -> bool:
+        return not self.predicate_types or predicate_type in self.predicate_types
+
+    def describe(self) -> str:
+        """Short human form for messages: the label, else issuer and subject."""
+        if self.label:
+            return self.label
+        shown = self.subject if self.subject is not None else f"~{self.subject_regexp}"
+        return f"{self.issuer} {shown}"
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"issuer": self.issuer}
+        if self.subject is not None:
+            entry["subject"] = self.subject
+        if self.subject_regexp is not None:
+            entry["subjectRegExp"] = self.subject_regexp
+        if self.extensions:
+            entry["extensions"] = dict(self.extensions)
+        if self.predicate_types:
+            entry["predicateTypes"] = list(self.predicate_types)
+        if self.label is not None:
+            entry["label"] = self.label
+        return entry
+
+
+@dataclass(frozen=True)
+class SigstoreTrust:
+    """The parsed `sigstore` section: the embedded trusted_root.json and the identity rules."""
+
+    #: The Sigstore trusted root exactly as embedded (JSON values; treat as read-only).
+    trusted_root: Mapping[str, Any]
+    identities: tuple[IdentityRule, ...]
+
+
+@dataclass(frozen=True)
 class TrustRoot:
     version: int
     expires: datetime
@@ -229,9 +344,14 @@ class TrustRoot:
     policy: Policy
     rotations: tuple[RotationEvent, ...] = ()
     root: RootKeys = field(default_factory=RootKeys)
-    #: Reserved for Sigstore keyless trust (trusted root + identity rules); filled by that profile.
-    #: Kept as parsed (plain JSON values); treat it as read-only.
+    #: Sigstore keyless trust (trusted root + identity rules) as JSON values, read-only; the
+    #: checked model of it is `keyless`.
     sigstore: Mapping[str, object] | None = None
+
+    @cached_property
+    def keyless(self) -> SigstoreTrust | None:
+        """The `sigstore` section parsed (None without one); TrustRootError if it is invalid."""
+        return None if self.sigstore is None else _parse_sigstore(self.sigstore)
 
     @cached_property
     def _by_keyid(self) -> dict[str, TrustedKey]:
@@ -419,6 +539,8 @@ def _schema_message(error: ValidationError) -> str:
         return "must not be empty; omit the field instead"
     if kind == "uniqueItems":
         return "has duplicate items"
+    if kind == "oneOf":  # the only oneOf: an identity rule's subject
+        return "needs exactly one of subject and subjectRegExp"
     return error.message
 
 
@@ -684,6 +806,7 @@ def _validate(root: TrustRoot, *, complete: bool) -> None:
             raise _fail("$.sigstore", str(exc)) from None
         if not stable:
             raise _fail("$.sigstore", "holds a number that does not survive canonical JSON")
+        _parse_sigstore(root.sigstore)
     if complete:
         _validate_reachable(root)
 
@@ -823,10 +946,13 @@ def _validate_reachable(root: TrustRoot) -> None:
     checks += [
         (json_path(["policy", "perType", uri]), uri, tp) for uri, tp in policy.per_type.items()
     ]
+    rules = root.keyless.identities if root.keyless is not None else ()
     for path, uri, type_policy in checks:
         eligible = [k for k in root.keys if uri is None or k.allows(uri)]
-        classical = sum(not k.public_key.algorithm.post_quantum for k in eligible)
-        quantum = len(eligible) - classical
+        # A keyless identity (an ECDSA certificate key) counts like one classical key.
+        identities = sum(1 for rule in rules if uri is None or rule.allows(uri))
+        classical = sum(not k.public_key.algorithm.post_quantum for k in eligible) + identities
+        quantum = len(eligible) + identities - classical
         what = "keys" if uri is None else f"keys allowed for {uri}"
         if policy.hybrid == "pq-only":
             if quantum < type_policy.threshold:
@@ -849,12 +975,277 @@ def _validate_reachable(root: TrustRoot) -> None:
                     f"hybrid 'and' needs {type_policy.threshold} classical {what} and at least "
                     f"one ML-DSA key; there are {classical} classical and {quantum} ML-DSA",
                 )
-        elif len(eligible) < type_policy.threshold:
+        elif len(eligible) + identities < type_policy.threshold:
+            extra = f" and {identities} keyless identities" if identities else ""
             raise _fail(
                 f"{path}.threshold",
-                f"{type_policy.threshold} exceeds the {len(eligible)} {what}; "
+                f"{type_policy.threshold} exceeds the {len(eligible)} {what}{extra}; "
                 "add keys or lower the threshold",
             )
+
+
+# --- the sigstore section --------------------------------------------------------------------
+
+_TRUSTED_ROOT_MEDIA_TYPE: Final = re.compile(
+    r"application/vnd\.dev\.sigstore\.trustedroot(\+json;version=0\.1|\.v0\.[0-9]+\+json)"
+)
+_IDENTITY_FIELDS: Final = frozenset(
+    {"issuer", "subject", "subjectRegExp", "extensions", "predicateTypes", "label"}
+)
+_TRUSTED_ROOT_LISTS: Final = ("tlogs", "ctlogs", "certificateAuthorities", "timestampAuthorities")
+
+
+@functools.lru_cache(maxsize=256)
+def _subject_pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def check_subject_regexp(text: str) -> re.Pattern[str]:
+    """Compile a subjectRegExp, refusing what could backtrack for long (raises ValueError).
+
+    Bounded: at most MAX_REGEXP_CHARS characters; no back-references or look-around; nothing
+    repeated inside a repeat and no alternation inside a repeat (the shapes behind exponential
+    matching, e.g. ``(a+)+`` or ``(a|a)*``); and at most MAX_REGEXP_REPEATS open-ended
+    repetitions that can match the same characters one after another (``.*.*.*.*`` backtracks
+    in n^4 steps), counting a repetition as closed by a literal it cannot match
+    (``[^/]+/`` is closed by the ``/``).
+    """
+    if not isinstance(text, str) or not text:
+        raise ValueError("must be a non-empty string")
+    if len(text) > MAX_REGEXP_CHARS:
+        raise ValueError(f"longer than {MAX_REGEXP_CHARS} characters")
+    try:
+        from re import _parser  # type: ignore[attr-defined]  # noqa: PLC0415
+
+        parsed = _parser.parse(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from None
+    degree, _ = _regexp_degree(list(parsed), [], inside_repeat=False)
+    if degree > MAX_REGEXP_REPEATS:
+        raise ValueError(
+            f"{degree} open-ended repetitions can match the same characters in a row; at most "
+            f"{MAX_REGEXP_REPEATS} are allowed (separate them by literals they cannot match)"
+        )
+    return _subject_pattern(text)
+
+
+_CharTest = Callable[[str], bool]
+_REPEATS: Final = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+#: A repeat whose count may vary by more than this is open-ended for backtracking purposes.
+_OPEN_ENDED: Final = 8
+
+
+def _regexp_degree(
+    items: list[Any], alive: list[_CharTest], *, inside_repeat: bool
+) -> tuple[int, list[_CharTest]]:
+    """(most open-ended repeats alive at once, those alive at the end); ValueError on danger."""
+    worst = len(alive)
+    for op, value in items:
+        name = str(op)
+        if name in ("GROUPREF", "GROUPREF_EXISTS"):
+            raise ValueError("back-references are not allowed")
+        if name in ("ASSERT", "ASSERT_NOT"):
+            raise ValueError("look-ahead/look-behind assertions are not allowed")
+        if name in _REPEATS:
+            if inside_repeat:
+                raise ValueError("a repetition inside a repetition (like (a+)+) is not allowed")
+            low, high, sub = value
+            _regexp_degree(list(sub), [], inside_repeat=True)  # only for the refusals
+            if high - low > _OPEN_ENDED:
+                alive = [*alive, _char_test(list(sub))]
+        elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
+            inner = value[-1] if name == "SUBPATTERN" else value
+            degree, alive = _regexp_degree(list(inner), alive, inside_repeat=inside_repeat)
+            worst = max(worst, degree)
+        elif name == "BRANCH":
+            if inside_repeat:
+                raise ValueError("alternation inside a repetition (like (a|b)*) is not allowed")
+            merged: list[_CharTest] = []
+            for alternative in value[1]:
+                degree, after = _regexp_degree(list(alternative), list(alive), inside_repeat=False)
+                worst = max(worst, degree)
+                merged += [test for test in after if test not in merged]
+            alive = merged
+        elif name == "LITERAL":
+            alive = [test for test in alive if test(chr(value))]
+        worst = max(worst, len(alive))
+    return worst, alive
+
+
+def _char_test(items: list[Any]) -> _CharTest:
+    """Which single characters a repeated body can consume (conservative: unknown means all)."""
+    tests: list[_CharTest] = []
+    for op, value in items:
+        name = str(op)
+        if name == "LITERAL":
+            tests.append(functools.partial(_char_is, value))
+        elif name == "NOT_LITERAL":
+            tests.append(functools.partial(_char_is_not, value))
+        elif name == "ANY":
+            tests.append(lambda c: c != "\n")
+        elif name == "IN":
+            tests.append(_in_test(list(value)))
+        elif name == "SUBPATTERN":
+            tests.append(_char_test(list(value[-1])))
+        else:
+            return lambda c: True
+    return lambda c: any(test(c) for test in tests)
+
+
+def _char_is(code: int, char: str) -> bool:
+    return ord(char) == code
+
+
+def _char_is_not(code: int, char: str) -> bool:
+    return ord(char) != code
+
+
+def _char_in_range(low: int, high: int, char: str) -> bool:
+    return low <= ord(char) <= high
+
+
+_CATEGORIES: Final[Mapping[str, _CharTest]] = {
+    "CATEGORY_DIGIT": str.isdigit,
+    "CATEGORY_NOT_DIGIT": lambda c: not c.isdigit(),
+    "CATEGORY_WORD": lambda c: c.isalnum() or c == "_",
+    "CATEGORY_NOT_WORD": lambda c: not (c.isalnum() or c == "_"),
+    "CATEGORY_SPACE": str.isspace,
+    "CATEGORY_NOT_SPACE": lambda c: not c.isspace(),
+}
+
+
+def _in_test(entries: list[Any]) -> _CharTest:
+    negate = False
+    tests: list[_CharTest] = []
+    for op, value in entries:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            tests.append(functools.partial(_char_is, value))
+        elif name == "RANGE":
+            tests.append(functools.partial(_char_in_range, value[0], value[1]))
+        elif name == "CATEGORY":
+            tests.append(_CATEGORIES.get(str(value), lambda c: True))
+        else:
+            return lambda c: True
+    if negate:
+        return lambda c: not any(test(c) for test in tests)
+    return lambda c: any(test(c) for test in tests)
+
+
+def _identity_text(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(path, "must be a non-empty string")
+    _check_text(value, path, empty_ok=False, limit=1024)
+    return value
+
+
+def _parse_identity(entry: object, path: str) -> IdentityRule:
+    if not isinstance(entry, Mapping):
+        raise _fail(path, "must be a JSON object")
+    unknown = sorted(set(entry) - _IDENTITY_FIELDS)
+    if unknown:
+        known = ", ".join(sorted(_IDENTITY_FIELDS))
+        raise _fail(f"{path}.{unknown[0]}", f"unknown field (allowed here: {known})")
+    if "issuer" not in entry:
+        raise _fail(f"{path}.issuer", "required field is missing")
+    issuer = _identity_text(entry["issuer"], f"{path}.issuer")
+    if ("subject" in entry) == ("subjectRegExp" in entry):
+        raise _fail(path, "needs exactly one of subject and subjectRegExp")
+    subject = regexp = None
+    if "subject" in entry:
+        subject = _identity_text(entry["subject"], f"{path}.subject")
+    else:
+        regexp = entry["subjectRegExp"]
+        _check_text(regexp, f"{path}.subjectRegExp", empty_ok=False, limit=MAX_REGEXP_CHARS)
+        try:
+            check_subject_regexp(regexp)
+        except ValueError as exc:
+            raise _fail(f"{path}.subjectRegExp", str(exc)) from None
+    extensions: dict[str, str] = {}
+    if "extensions" in entry:
+        given = entry["extensions"]
+        if not isinstance(given, Mapping) or not given or len(given) > 32:
+            raise _fail(f"{path}.extensions", "must be an object of 1 to 32 extensions")
+        for name, value in given.items():
+            if name not in SIGSTORE_EXTENSIONS:
+                known = ", ".join(SIGSTORE_EXTENSIONS)
+                raise _fail(
+                    f"{path}.extensions",
+                    f"{_clip(repr(name), 80)} is not a known extension (known: {known})",
+                )
+            extensions[name] = _identity_text(value, member_path(f"{path}.extensions", name))
+    predicate_types: tuple[str, ...] = ()
+    if "predicateTypes" in entry:
+        given_types = entry["predicateTypes"]
+        if not isinstance(given_types, list | tuple) or not 1 <= len(given_types) <= 64:
+            raise _fail(f"{path}.predicateTypes", "must be a list of 1 to 64 URIs")
+        for i, uri in enumerate(given_types):
+            _check_type_uri(uri, f"{path}.predicateTypes[{i}]")
+        if len(set(given_types)) != len(given_types):
+            raise _fail(f"{path}.predicateTypes", "lists a predicate type twice")
+        predicate_types = tuple(given_types)
+    label = entry.get("label")
+    if label is not None:
+        _check_text(label, f"{path}.label", empty_ok=False, limit=256)
+    return IdentityRule(
+        issuer=issuer,
+        subject=subject,
+        subject_regexp=regexp,
+        extensions=MappingProxyType(extensions),
+        predicate_types=predicate_types,
+        label=label,
+    )
+
+
+def _parse_sigstore(raw: Mapping[str, object]) -> SigstoreTrust:
+    """Check the `sigstore` section's shape and rules (the schema's, for in-memory roots too)."""
+    if not isinstance(raw, Mapping):
+        raise _fail("$.sigstore", "must be a JSON object")
+    unknown = sorted(set(raw) - {"trustedRoot", "identities"})
+    if unknown:
+        raise _fail(
+            f"$.sigstore.{unknown[0]}", "unknown field (allowed here: identities, trustedRoot)"
+        )
+    for name in ("trustedRoot", "identities"):
+        if name not in raw:
+            raise _fail(f"$.sigstore.{name}", "required field is missing")
+    trusted_root = raw["trustedRoot"]
+    if not isinstance(trusted_root, Mapping):
+        raise _fail("$.sigstore.trustedRoot", "must be a JSON object (a trusted_root.json)")
+    media_type = trusted_root.get("mediaType")
+    if not isinstance(media_type, str) or not _TRUSTED_ROOT_MEDIA_TYPE.fullmatch(media_type):
+        raise _fail(
+            "$.sigstore.trustedRoot.mediaType",
+            f"{_clip(repr(media_type), 80)} is not a Sigstore trusted root media type "
+            "(application/vnd.dev.sigstore.trustedroot+json;version=0.1)",
+        )
+    for name in _TRUSTED_ROOT_LISTS:
+        items = trusted_root.get(name, [])
+        if not isinstance(items, list) or len(items) > 64:
+            raise _fail(f"$.sigstore.trustedRoot.{name}", "must be a list of at most 64 entries")
+    identities = raw["identities"]
+    if not isinstance(identities, list | tuple) or len(identities) > MAX_IDENTITIES:
+        raise _fail("$.sigstore.identities", f"must be a list of at most {MAX_IDENTITIES} rules")
+    rules: list[IdentityRule] = []
+    seen: dict[bytes, int] = {}
+    for index, entry in enumerate(identities):
+        path = f"$.sigstore.identities[{index}]"
+        rule = _parse_identity(entry, path)
+        same = canonicalize(
+            {
+                "issuer": rule.issuer,
+                "subject": rule.subject,
+                "subjectRegExp": rule.subject_regexp,
+                "extensions": dict(rule.extensions),
+            }
+        )
+        if same in seen:
+            raise _fail(path, f"the same identity is already listed at identities[{seen[same]}]")
+        seen[same] = index
+        rules.append(rule)
+    return SigstoreTrust(trusted_root=trusted_root, identities=tuple(rules))
 
 
 # --- model -> JSON ---------------------------------------------------------------------------
@@ -1070,6 +1461,60 @@ def set_root_keys(
     if not keys:
         raise ConfigError("set_root_keys: give at least one root key")
     return _bump(root, root=RootKeys(keys=keys, threshold=threshold))
+
+
+def set_sigstore_root(root: TrustRoot, trusted_root: Mapping[str, Any]) -> TrustRoot:
+    """Embed (or replace) the Sigstore trusted_root.json; identity rules are kept.
+
+    Beyond the outline the schema checks, the document is parsed with sigstore-python when the
+    `sigstore` extra is installed (the parser verification will use), so a trusted root that
+    could never verify anything is refused here rather than at verification time.
+    """
+    if not isinstance(trusted_root, Mapping):
+        raise ConfigError("trusted_root must be a JSON object (a parsed trusted_root.json)")
+    document = json.loads(json.dumps(trusted_root))  # a private, plain-JSON copy
+    identities = list(root.keyless.identities) if root.keyless is not None else []
+    section = {"trustedRoot": document, "identities": [r.to_json() for r in identities]}
+    _parse_sigstore(section)  # the outline first, for a clear message
+    from .bundle_verify import check_trusted_root  # noqa: PLC0415 - imports sigstore lazily
+
+    try:
+        check_trusted_root(document)
+    except VerificationError as exc:
+        raise _fail("$.sigstore.trustedRoot", str(exc)) from None
+    return _bump(root, sigstore=section)
+
+
+def add_identity(
+    root: TrustRoot,
+    *,
+    issuer: str,
+    subject: str | None = None,
+    subject_regexp: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+    predicate_types: Sequence[str] = (),
+    label: str | None = None,
+) -> TrustRoot:
+    """Trust keyless signatures by one identity (OIDC issuer + SAN, exact or regexp)."""
+    if root.keyless is None or root.sigstore is None:
+        raise TrustRootError(
+            "the trust root has no Sigstore trusted root yet; set it first "
+            "(dssesign trust-root set-sigstore-root FILE --trusted-root trusted_root.json)",
+            "$.sigstore",
+        )
+    if isinstance(predicate_types, str):
+        raise ConfigError("predicate_types must be a sequence of URIs, not one string")
+    rule = IdentityRule(
+        issuer=issuer,
+        subject=subject,
+        subject_regexp=subject_regexp,
+        extensions=dict(extensions or {}),
+        predicate_types=tuple(predicate_types),
+        label=label,
+    )
+    entries = [r.to_json() for r in root.keyless.identities] + [rule.to_json()]
+    section = {"trustedRoot": root.sigstore["trustedRoot"], "identities": entries}
+    return _bump(root, sigstore=section)
 
 
 def handover_payload(

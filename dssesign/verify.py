@@ -11,14 +11,17 @@ The order of checks is the defence; each step only runs on what the previous one
    hints: a keyid naming a trusted key is tried against that key alone, an empty or unknown
    keyid against every trusted key; a key already accepted is never tried again. Signatures
    whose length cannot fit a key's algorithm cost no crypto, and blind (un-hinted) attempts
-   have a budget, so the work is bounded whatever the envelope holds;
+   have a budget, so the work is bounded whatever the envelope holds. Sigstore bundles given
+   with the envelope are verified here too (`bundle_verify`): each must carry the envelope's
+   payload and payloadType byte for byte and one of its signatures, and verify offline;
 5. key state at the verification time (validity window with both ends inclusive and revocation
    from its time on, as `trustroot.TrustedKey` defines them; rotation handovers via
    `trustroot.verify_handover`); the payload is parsed only if a key valid at that time signed;
 6. the Statement (v1, or v0.1 as cosign's ``attest-blob`` writes it), the requested
    predicateType, and each key's allowed predicate types;
 7. the policy: the threshold counts distinct public keys (SPKI DER), never signatures or keyid
-   strings; required keyids; the hybrid post-quantum mode;
+   strings, plus distinct keyless identities (issuer + subject); required keyids; the hybrid
+   post-quantum mode;
 8. artifacts and digests, last, so hashing large files is only spent on a valid attestation.
 
 Every failure is one `VerificationError` with a stable `code` (see `CODES`); any other
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
@@ -54,17 +57,22 @@ from .statement import (
     parse_statement,
     subject_from_digest,
 )
-from .trustroot import RotationEvent, TrustedKey, TrustRoot
+from .trustroot import RotationEvent, SigstoreTrust, TrustedKey, TrustRoot
+
+if TYPE_CHECKING:
+    from .bundle_verify import KeylessSigner as _Signer
 
 __all__ = [
     "CODES",
     "Code",
+    "CountedIdentity",
     "CountedKey",
     "MatchedSubject",
     "VerificationFailure",
     "VerificationResult",
     "failure_report",
     "verify",
+    "verify_bundle",
 ]
 
 
@@ -81,6 +89,22 @@ class Code(StrEnum):
     UNSUPPORTED_PAYLOAD_TYPE = "UNSUPPORTED_PAYLOAD_TYPE"
     NO_SIGNATURES = "NO_SIGNATURES"
     NO_VALID_SIGNATURE = "NO_VALID_SIGNATURE"
+    TOO_MANY_BUNDLES = "TOO_MANY_BUNDLES"
+    BUNDLE_MALFORMED = "BUNDLE_MALFORMED"
+    BUNDLE_UNSUPPORTED = "BUNDLE_UNSUPPORTED"
+    BUNDLE_PAYLOAD_MISMATCH = "BUNDLE_PAYLOAD_MISMATCH"
+    BUNDLE_SIGNATURE_MISMATCH = "BUNDLE_SIGNATURE_MISMATCH"
+    SIGSTORE_NOT_CONFIGURED = "SIGSTORE_NOT_CONFIGURED"
+    SIGSTORE_UNAVAILABLE = "SIGSTORE_UNAVAILABLE"
+    BUNDLE_KEY_UNTRUSTED = "BUNDLE_KEY_UNTRUSTED"
+    BUNDLE_CERTIFICATE_INVALID = "BUNDLE_CERTIFICATE_INVALID"
+    BUNDLE_SCT_INVALID = "BUNDLE_SCT_INVALID"
+    BUNDLE_TLOG_INVALID = "BUNDLE_TLOG_INVALID"
+    BUNDLE_TLOG_MISMATCH = "BUNDLE_TLOG_MISMATCH"
+    BUNDLE_TIMESTAMP_INVALID = "BUNDLE_TIMESTAMP_INVALID"
+    BUNDLE_SIGNATURE_INVALID = "BUNDLE_SIGNATURE_INVALID"
+    BUNDLE_VERIFICATION_FAILED = "BUNDLE_VERIFICATION_FAILED"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
     KEY_NOT_YET_VALID = "KEY_NOT_YET_VALID"
     KEY_EXPIRED = "KEY_EXPIRED"
     KEY_REVOKED = "KEY_REVOKED"
@@ -94,6 +118,7 @@ class Code(StrEnum):
     HYBRID_POLICY_NOT_MET = "HYBRID_POLICY_NOT_MET"
     ARTIFACT_UNREADABLE = "ARTIFACT_UNREADABLE"
     SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+    ARTIFACT_DIGEST_MISMATCH = "ARTIFACT_DIGEST_MISMATCH"
     INTERNAL = "INTERNAL"
 
 
@@ -111,6 +136,27 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.UNSUPPORTED_PAYLOAD_TYPE: "payloadType is not exactly application/vnd.in-toto+json",
         Code.NO_SIGNATURES: "the envelope carries no signature at all",
         Code.NO_VALID_SIGNATURE: "no signature verifies over the PAE under any trusted key",
+        Code.TOO_MANY_BUNDLES: "more Sigstore bundles than limits.max_signatures",
+        Code.BUNDLE_MALFORMED: "a Sigstore bundle is not strictly valid (JSON, fields, base64)",
+        Code.BUNDLE_UNSUPPORTED: "a bundle version, log entry kind or digest we do not verify",
+        Code.BUNDLE_PAYLOAD_MISMATCH: "a bundle's payload or payloadType differs from the "
+        "envelope's (byte for byte)",
+        Code.BUNDLE_SIGNATURE_MISMATCH: "a bundle's signature is not one of the envelope's",
+        Code.SIGSTORE_NOT_CONFIGURED: "a keyless bundle, but the trust root has no sigstore "
+        "section",
+        Code.SIGSTORE_UNAVAILABLE: "a keyless bundle, but sigstore-python is not installed",
+        Code.BUNDLE_KEY_UNTRUSTED: "a keyed bundle's signature verifies under no trusted key",
+        Code.BUNDLE_CERTIFICATE_INVALID: "a bundle's certificate does not chain to the trusted "
+        "root at the signing time, or breaks the Fulcio profile",
+        Code.BUNDLE_SCT_INVALID: "a bundle certificate's SCT does not verify against a CT log key",
+        Code.BUNDLE_TLOG_INVALID: "a bundle's log entry fails its inclusion proof, checkpoint "
+        "or SET",
+        Code.BUNDLE_TLOG_MISMATCH: "a bundle's log entry is not for this signature, key and "
+        "payload",
+        Code.BUNDLE_TIMESTAMP_INVALID: "no verified signing time (bad or untrusted timestamps)",
+        Code.BUNDLE_SIGNATURE_INVALID: "a bundle's signature does not verify under its certificate",
+        Code.BUNDLE_VERIFICATION_FAILED: "a bundle failed another sigstore-python check",
+        Code.IDENTITY_MISMATCH: "a keyless certificate matches no identity rule of the trust root",
         Code.KEY_NOT_YET_VALID: "a key that signed is not valid yet at the verification time",
         Code.KEY_EXPIRED: "a key that signed is past its validUntil at the verification time",
         Code.KEY_REVOKED: "a key that signed was revoked at or before the verification time",
@@ -124,6 +170,8 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.HYBRID_POLICY_NOT_MET: "the hybrid post-quantum mode (and / pq-only) is not met",
         Code.ARTIFACT_UNREADABLE: "an artifact given to check could not be read",
         Code.SUBJECT_MISMATCH: "an artifact or digest matches no subject of the Statement",
+        Code.ARTIFACT_DIGEST_MISMATCH: "the artifact's SHA-256 is not the one the "
+        "messageSignature bundle signs",
         Code.INTERNAL: "an unexpected error inside the verifier; the input is refused",
     }
 )
@@ -159,6 +207,18 @@ class CountedKey:
 
 
 @dataclass(frozen=True)
+class CountedIdentity:
+    """A keyless signer (OIDC issuer + certificate SAN) whose bundle counted toward the policy."""
+
+    issuer: str
+    subject: str
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"issuer": self.issuer, "subject": self.subject, "label": self.label}
+
+
+@dataclass(frozen=True)
 class MatchedSubject:
     """One `--artifact`/`--digest` and the subject it matched."""
 
@@ -189,6 +249,7 @@ class VerificationResult:
     threshold: int
     payload: bytes = field(repr=False)
     statement: Mapping[str, object] = field(repr=False, compare=False)
+    identities_counted: tuple[CountedIdentity, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -203,8 +264,10 @@ class VerificationResult:
         count = len(self.keys_counted)
         noun = "key" if count == 1 else "keys"
         legacy = " (legacy Statement v0.1)" if self.statement_type == STATEMENT_TYPE_V01 else ""
+        what = self.predicate_type or "a messageSignature bundle"
         return (
-            f"verified {self.predicate_type}{legacy}: {count} distinct trusted {noun} counted "
+            f"verified {what}{legacy}: {count} distinct trusted {noun}"
+            f"{_identities_phrase(len(self.identities_counted))} counted "
             f"(threshold {self.threshold}), {len(self.subjects_matched)} subject match(es)"
         )
 
@@ -217,8 +280,15 @@ class VerificationResult:
             "predicateType": self.predicate_type,
             "subjectsMatched": [s.to_dict() for s in self.subjects_matched],
             "keysCounted": [k.to_dict() for k in self.keys_counted],
+            "identitiesCounted": [i.to_dict() for i in self.identities_counted],
             "warnings": list(self.warnings),
         }
+
+
+def _identities_phrase(count: int) -> str:
+    if not count:
+        return ""
+    return f" and {count} keyless {'identity' if count == 1 else 'identities'}"
 
 
 class VerificationFailure(VerificationError):
@@ -232,10 +302,12 @@ class VerificationFailure(VerificationError):
         predicate_type: str | None = None,
         keys_counted: tuple[CountedKey, ...] = (),
         warnings: tuple[str, ...] = (),
+        identities_counted: tuple[CountedIdentity, ...] = (),
     ) -> None:
         super().__init__(str(code), message)
         self.predicate_type = predicate_type
         self.keys_counted = keys_counted
+        self.identities_counted = identities_counted
         self.warnings = warnings
 
 
@@ -249,6 +321,7 @@ def failure_report(error: VerificationError) -> dict[str, object]:
         "predicateType": failure.predicate_type if failure else None,
         "subjectsMatched": [],
         "keysCounted": [k.to_dict() for k in failure.keys_counted] if failure else [],
+        "identitiesCounted": ([i.to_dict() for i in failure.identities_counted] if failure else []),
         "warnings": list(failure.warnings) if failure else [],
     }
 
@@ -422,12 +495,14 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     predicate_type: str | None = None
     keys_counted: tuple[CountedKey, ...] = ()
+    identities_counted: tuple[CountedIdentity, ...] = ()
 
 
 def verify(
     envelope: bytes | str | Envelope,
     trust_root: TrustRoot,
     *,
+    bundles: Sequence[bytes | str] = (),
     artifacts: Sequence[str | os.PathLike[str]] = (),
     digests: Sequence[str] = (),
     predicate_type: str | None = None,
@@ -436,26 +511,73 @@ def verify(
 ) -> VerificationResult:
     """Verify `envelope` against `trust_root`; return the result or raise `VerificationFailure`.
 
-    `envelope` is the envelope JSON (bytes or str) or an already parsed `Envelope`. `at` is the
-    verification time (timezone-aware; default now). Each of `artifacts` (files, hashed with
-    SHA-256) and `digests` (``alg:hex``) must match at least one subject. `predicate_type`, if
-    given, must equal the Statement's. No other exception type ever escapes.
+    `envelope` is the envelope JSON (bytes or str) or an already parsed `Envelope`. `bundles`
+    are Sigstore bundle JSON texts for signatures of this envelope (one signature each): each
+    must carry the envelope's exact payload and payloadType and one of its signatures, and
+    verify offline; a keyless one counts once per distinct identity (issuer + subject). `at`
+    is the verification time for trusted keys (timezone-aware; default now; keyless
+    signatures take their time from the transparency log / timestamps). Each of `artifacts`
+    (files, hashed with SHA-256) and `digests` (``alg:hex``) must match at least one subject.
+    `predicate_type`, if given, must equal the Statement's. No other exception type escapes.
     """
     run = _Run()
-    try:
-        result = _verify(
+    return _guarded(
+        run,
+        lambda: _verify(
             run,
             envelope,
+            trust_root,
+            bundles=bundles,
+            artifacts=artifacts,
+            digests=digests,
+            predicate_type=predicate_type,
+            at=at,
+            limits=limits,
+        ),
+    )
+
+
+def verify_bundle(
+    bundle: bytes | str,
+    trust_root: TrustRoot,
+    *,
+    artifacts: Sequence[str | os.PathLike[str]] = (),
+    digests: Sequence[str] = (),
+    predicate_type: str | None = None,
+    at: datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerificationResult:
+    """Verify a Sigstore bundle on its own (``dssesign verify BUNDLE``).
+
+    A dsseEnvelope bundle is an envelope of one signature: `verify(envelope, bundles=[bundle])`.
+    A messageSignature bundle signs one artifact: exactly one of `artifacts` / `digests`
+    (``sha256:HEX``) names it; its SHA-256 must equal the bundle's messageDigest and the
+    signature must verify over it. There is no Statement, so no predicate type: signers whose
+    trust is limited to predicate types do not count, and `predicate_type` fails.
+    """
+    run = _Run()
+    return _guarded(
+        run,
+        lambda: _verify_bundle_alone(
+            run,
+            bundle,
             trust_root,
             artifacts=artifacts,
             digests=digests,
             predicate_type=predicate_type,
             at=at,
             limits=limits,
-        )
+        ),
+    )
+
+
+def _guarded(run: _Run, work: Callable[[], VerificationResult]) -> VerificationResult:
+    """Run one verification: every failure becomes one VerificationFailure; count verdicts."""
+    try:
+        result = work()
     except _Stop as stop:
         error: VerificationFailure = _failure(run, stop.code, str(stop))
-    except VerificationError as exc:  # pragma: no cover - nothing inside raises it today
+    except VerificationError as exc:
         error = _failure(run, exc.code, str(exc))
     except Exception as exc:
         error = _failure(run, Code.INTERNAL, f"internal error ({_describe(exc)})")
@@ -483,6 +605,7 @@ def _failure(run: _Run, code: str, message: str) -> VerificationFailure:
         predicate_type=run.predicate_type,
         keys_counted=run.keys_counted,
         warnings=tuple(run.warnings),
+        identities_counted=run.identities_counted,
     )
 
 
@@ -491,6 +614,7 @@ def _verify(
     envelope: object,
     root: object,
     *,
+    bundles: object,
     artifacts: object,
     digests: object,
     predicate_type: object,
@@ -498,6 +622,71 @@ def _verify(
     limits: object,
 ) -> VerificationResult:
     # 1. The request and the trust root.
+    now, artifact_list, digest_specs, root, index = _request(
+        root,
+        artifacts=artifacts,
+        digests=digests,
+        predicate_type=predicate_type,
+        at=at,
+        limits=limits,
+    )
+    assert isinstance(limits, Limits)
+    bundle_list = _sequence_arg(bundles, "bundles")
+    if len(bundle_list) > limits.max_signatures:
+        raise _Stop(
+            Code.TOO_MANY_BUNDLES,
+            f"{len(bundle_list)} bundles exceed the limit of {limits.max_signatures}",
+        )
+
+    # 2-3. The envelope, strictly, then its payloadType before anything is trusted.
+    parsed = _read_envelope(envelope, limits)
+    if parsed.payload_type != PAYLOAD_TYPE:
+        raise _Stop(
+            Code.UNSUPPORTED_PAYLOAD_TYPE,
+            f"payloadType {parsed.payload_type[:100]!r} is not {PAYLOAD_TYPE!r}",
+        )
+    if not parsed.signatures:
+        raise _Stop(Code.NO_SIGNATURES, "the envelope has no signatures")
+
+    # 4. Signatures over the PAE, before the payload is parsed; then the bundles.
+    accepted = _accepted_keys(run, index, parsed.signatures, pae(PAYLOAD_TYPE, parsed.payload))
+    if index.listed_twice:
+        run.warnings.append(
+            "trust root lists a key more than once (counted once): "
+            + ", ".join(k[:16] for k in index.listed_twice)
+        )
+    identities = _verify_bundles(run, root, index, parsed, bundle_list, limits=limits)
+    if not accepted and not identities:
+        raise _Stop(
+            Code.NO_VALID_SIGNATURE,
+            f"none of the {len(parsed.signatures)} signature(s) verifies under any of the "
+            f"{len(index.candidates)} trusted key(s)",
+        )
+    return _finish(
+        run,
+        root,
+        index,
+        now=now,
+        payload=parsed.payload,
+        accepted=accepted,
+        identities=identities,
+        predicate_type=predicate_type,
+        artifact_list=artifact_list,
+        digest_specs=digest_specs,
+        limits=limits,
+    )
+
+
+def _request(
+    root: object,
+    *,
+    artifacts: object,
+    digests: object,
+    predicate_type: object,
+    at: object,
+    limits: object,
+) -> tuple[datetime, tuple[object, ...], tuple[tuple[str, str, str], ...], TrustRoot, _Index]:
+    """Step 1: the caller's arguments and the trust root (usable, unexpired)."""
     if not isinstance(limits, Limits):
         raise _Stop(Code.INVALID_ARGUMENT, "limits: expected a Limits")
     if at is None:
@@ -521,32 +710,25 @@ def _verify(
             Code.TRUST_ROOT_EXPIRED,
             f"trust root version {root.version} expired at {_when(root.expires)}",
         )
+    return now, artifact_list, digest_specs, root, index
 
-    # 2-3. The envelope, strictly, then its payloadType before anything is trusted.
-    parsed = _read_envelope(envelope, limits)
-    if parsed.payload_type != PAYLOAD_TYPE:
-        raise _Stop(
-            Code.UNSUPPORTED_PAYLOAD_TYPE,
-            f"payloadType {parsed.payload_type[:100]!r} is not {PAYLOAD_TYPE!r}",
-        )
-    if not parsed.signatures:
-        raise _Stop(Code.NO_SIGNATURES, "the envelope has no signatures")
 
-    # 4. Signatures over the PAE, before the payload is parsed.
-    accepted = _accepted_keys(run, index, parsed.signatures, pae(PAYLOAD_TYPE, parsed.payload))
-    if index.listed_twice:
-        run.warnings.append(
-            "trust root lists a key more than once (counted once): "
-            + ", ".join(k[:16] for k in index.listed_twice)
-        )
-    if not accepted:
-        raise _Stop(
-            Code.NO_VALID_SIGNATURE,
-            f"none of the {len(parsed.signatures)} signature(s) verifies under any of the "
-            f"{len(index.candidates)} trusted key(s)",
-        )
-
-    # 5. Key state at the verification time; parse only what a currently valid key signed.
+def _finish(
+    run: _Run,
+    root: TrustRoot,
+    index: _Index,
+    *,
+    now: datetime,
+    payload: bytes,
+    accepted: list[_Candidate],
+    identities: list[_Signer],
+    predicate_type: object,
+    artifact_list: tuple[object, ...],
+    digest_specs: tuple[tuple[str, str, str], ...],
+    limits: Limits,
+) -> VerificationResult:
+    """Steps 5-8, once signatures (keys and keyless bundles) have verified over the payload."""
+    # 5. Key state at the verification time; parse only what a valid key or identity signed.
     excluded: list[_Exclusion] = []
     valid: list[_Candidate] = []
     for candidate in accepted:
@@ -556,11 +738,11 @@ def _verify(
         else:
             excluded.append(_Exclusion(reason[0], candidate.keyid, reason[1]))
             run.warnings.append(f"not counted: {reason[1]}")
-    if not valid:
+    if not valid and not identities:
         raise _Stop(*_worst(excluded))
 
     # 6. The Statement, the requested type, each key's allowed types.
-    statement = _read_statement(parsed.payload, limits)
+    statement = _read_statement(payload, limits)
     statement_type = str(statement["_type"])
     actual_type = str(statement["predicateType"])
     run.predicate_type = actual_type
@@ -582,10 +764,25 @@ def _verify(
             message = f"key {candidate.keyid[:16]} may not attest to {actual_type}"
             excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, candidate.keyid, message))
             run.warnings.append(f"not counted: {message}")
+    signers: list[CountedIdentity] = []
+    for signer in identities:
+        rule = next((r for r in signer.rules if r.allows(actual_type)), None)
+        if rule is not None:
+            signers.append(CountedIdentity(signer.issuer, signer.subject, rule.label))
+        else:
+            message = f"keyless identity {signer.subject[:120]} may not attest to {actual_type}"
+            excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, "", message))
+            run.warnings.append(f"not counted: {message}")
 
     # 7. The policy.
     threshold = _apply_policy(
-        run, root, index, predicate_type=actual_type, eligible=eligible, excluded=excluded
+        run,
+        root,
+        index,
+        predicate_type=actual_type,
+        eligible=eligible,
+        excluded=excluded,
+        identities=signers,
     )
 
     # 8. Artifacts and digests.
@@ -602,8 +799,245 @@ def _verify(
         subjects_matched=matched,
         warnings=tuple(run.warnings),
         threshold=threshold,
-        payload=parsed.payload,
+        payload=payload,
         statement=statement,
+        identities_counted=run.identities_counted,
+    )
+
+
+# --- Sigstore bundles ---------------------------------------------------------------------------
+
+
+def _bundle_stop(position: int | None, exc: VerificationError) -> _Stop:
+    where = "bundle" if position is None else f"bundle {position}"
+    text = str(exc).removeprefix("bundle: ")
+    code = Code(exc.code) if exc.code in Code.__members__ else Code.INTERNAL
+    return _Stop(code, f"{where}: {text}")
+
+
+def _keyless_trust(root: TrustRoot) -> SigstoreTrust:
+    try:
+        trust = root.keyless
+    except trustroot.TrustRootError as exc:
+        raise _Stop(Code.TRUST_ROOT_INVALID, str(exc)) from None
+    if trust is None:
+        raise _Stop(
+            Code.SIGSTORE_NOT_CONFIGURED,
+            "a keyless bundle was given but the trust root has no sigstore section "
+            "(dssesign trust-root set-sigstore-root / add-identity)",
+        )
+    return trust
+
+
+def _verify_bundles(
+    run: _Run,
+    root: TrustRoot,
+    index: _Index,
+    envelope: Envelope,
+    bundles: tuple[object, ...],
+    *,
+    limits: Limits,
+) -> list[_Signer]:
+    """Every bundle must belong to this envelope and verify; keyless signers, once each.
+
+    Belonging: the bundle's DSSE payload and payloadType are the envelope's, byte for byte,
+    and its signature is one of the envelope's signatures (a bundle for any other signature
+    is refused, not ignored). A keyed bundle must verify under a trusted key (its key counts
+    through the envelope's signature, once); a keyless bundle is verified offline against the
+    trust root's Sigstore trusted root and identity rules.
+    """
+    if not bundles:
+        return []
+    from . import bundle_verify  # noqa: PLC0415 - only when bundles are given
+
+    signatures = {s.sig for s in envelope.signatures}
+    trusted_keys = {c.public.spki_der for c in index.candidates}
+    signers: dict[tuple[str, str], _Signer] = {}
+    for position, item in enumerate(bundles):
+        data = bytes(item) if isinstance(item, bytearray | memoryview) else item
+        if not isinstance(data, bytes | str):
+            raise _Stop(Code.INVALID_ARGUMENT, f"bundles[{position}]: expected JSON bytes or str")
+        try:
+            bundle = bundle_verify.parse_bundle(data, limits=limits)
+            if bundle.envelope is None:
+                raise _Stop(
+                    Code.BUNDLE_PAYLOAD_MISMATCH,
+                    f"bundle {position}: a messageSignature bundle signs an artifact, not this "
+                    "envelope's payload",
+                )
+            if (
+                bundle.envelope.payload_type != envelope.payload_type
+                or bundle.envelope.payload != envelope.payload
+            ):
+                raise _Stop(
+                    Code.BUNDLE_PAYLOAD_MISMATCH,
+                    f"bundle {position}: its DSSE payload/payloadType is not byte-identical to "
+                    "the envelope's",
+                )
+            if bundle.signature not in signatures:
+                raise _Stop(
+                    Code.BUNDLE_SIGNATURE_MISMATCH,
+                    f"bundle {position}: its signature is not one of the envelope's signatures",
+                )
+            if bundle.keyed:
+                bundle_verify.verify_keyed(bundle, [c.public for c in index.candidates])
+                continue
+            signer = bundle_verify.verify_keyless(bundle, _keyless_trust(root))
+        except VerificationError as exc:
+            raise _bundle_stop(position, exc) from None
+        identity = (signer.issuer, signer.subject)
+        if identity in signers:
+            run.warnings.append(
+                f"bundle {position}: keyless identity {signer.subject[:120]} already counted; "
+                "an identity counts once"
+            )
+            continue
+        if signer.spki_der in trusted_keys or any(
+            signer.spki_der == s.spki_der or signer.signature == s.signature
+            for s in signers.values()
+        ):
+            # One key or one signature is one signer, whatever certificates it comes with.
+            run.warnings.append(
+                f"bundle {position}: its certificate key or signature already counts "
+                f"(as a trusted key or another identity); {signer.subject[:120]} not counted"
+            )
+            continue
+        signers[identity] = signer
+    return list(signers.values())
+
+
+def _verify_bundle_alone(
+    run: _Run,
+    bundle: object,
+    root: object,
+    *,
+    artifacts: object,
+    digests: object,
+    predicate_type: object,
+    at: object,
+    limits: object,
+) -> VerificationResult:
+    now, artifact_list, digest_specs, trust_root, index = _request(
+        root,
+        artifacts=artifacts,
+        digests=digests,
+        predicate_type=predicate_type,
+        at=at,
+        limits=limits,
+    )
+    assert isinstance(limits, Limits)
+    if isinstance(bundle, bytearray | memoryview):
+        bundle = bytes(bundle)
+    if not isinstance(bundle, bytes | str):
+        raise _Stop(Code.INVALID_ARGUMENT, "bundle: expected JSON bytes or str")
+    from . import bundle_verify  # noqa: PLC0415 - only when bundles are given
+
+    try:
+        parsed = bundle_verify.parse_bundle(bundle, limits=limits)
+    except VerificationError as exc:
+        raise _bundle_stop(None, exc) from None
+    if parsed.envelope is not None:
+        return _verify(
+            run,
+            parsed.envelope,
+            trust_root,
+            bundles=(bundle,),
+            artifacts=artifact_list,
+            digests=[spec for _, _, spec in digest_specs],
+            predicate_type=predicate_type,
+            at=now,
+            limits=limits,
+        )
+    if predicate_type is not None:
+        raise _Stop(
+            Code.PREDICATE_TYPE_MISMATCH,
+            "a messageSignature bundle has no Statement, so no predicate type to require",
+        )
+    if len(artifact_list) + len(digest_specs) != 1:
+        raise _Stop(
+            Code.INVALID_ARGUMENT,
+            "a messageSignature bundle signs one artifact: give exactly one --artifact or "
+            "--digest sha256:HEX",
+        )
+    if artifact_list:
+        artifact = artifact_list[0]
+        if not isinstance(artifact, str | os.PathLike):
+            raise _Stop(Code.INVALID_ARGUMENT, "artifacts: expected file paths")
+        label = os.fsdecode(artifact)
+        try:
+            hex_digest = digest_file(artifact, algorithms=("sha256",))["sha256"]
+        except DssesignError as exc:
+            raise _Stop(Code.ARTIFACT_UNREADABLE, str(exc)) from None
+    else:
+        algorithm, hex_digest, label = digest_specs[0]
+        if algorithm != "sha256":
+            raise _Stop(
+                Code.INVALID_ARGUMENT,
+                f"digest {label[:80]!r}: a messageSignature bundle signs a sha256 digest",
+            )
+    digest = bytes.fromhex(hex_digest)
+    try:
+        if parsed.keyed:
+            key = bundle_verify.verify_keyed(
+                parsed, [c.public for c in index.candidates], digest=digest
+            )
+            candidate = index.by_keyid[key.keyid]
+            problem = _state_problem(run, trust_root, index, candidate, now)
+            if problem is not None:
+                raise _Stop(*problem)
+            if any(e.predicate_types for e in candidate.entries):
+                raise _Stop(
+                    Code.PREDICATE_TYPE_NOT_ALLOWED,
+                    f"key {candidate.keyid[:16]} may only attest to its predicate types; a "
+                    "messageSignature bundle has none",
+                )
+            run.keys_counted = (candidate.counted,)
+            counted_keyid = candidate.keyid
+            post_quantum = candidate.post_quantum
+        else:
+            signer = bundle_verify.verify_keyless(parsed, _keyless_trust(trust_root), digest=digest)
+            rule = next((r for r in signer.rules if not r.predicate_types), None)
+            if rule is None:
+                raise _Stop(
+                    Code.PREDICATE_TYPE_NOT_ALLOWED,
+                    f"keyless identity {signer.subject[:120]} may only attest to its predicate "
+                    "types; a messageSignature bundle has none",
+                )
+            run.identities_counted = (CountedIdentity(signer.issuer, signer.subject, rule.label),)
+            counted_keyid = ""
+            post_quantum = False
+    except VerificationError as exc:
+        raise _bundle_stop(None, exc) from None
+    policy = trust_root.policy
+    if policy.hybrid == "pq-only" and not post_quantum:
+        raise _Stop(Code.HYBRID_POLICY_NOT_MET, "hybrid mode pq-only: the signature is classical")
+    if policy.hybrid == "and":
+        raise _Stop(
+            Code.HYBRID_POLICY_NOT_MET,
+            "hybrid mode and: a messageSignature bundle carries one signature, not a classical "
+            "and an ML-DSA one",
+        )
+    if policy.threshold > 1:
+        raise _Stop(
+            Code.THRESHOLD_NOT_MET,
+            f"a messageSignature bundle carries one signature; the threshold is {policy.threshold}",
+        )
+    missing = [k for k in policy.required_keyids if k != counted_keyid]
+    if missing:
+        raise _Stop(
+            Code.REQUIRED_KEY_MISSING,
+            "required key(s) did not count: " + ", ".join(k[:16] for k in missing),
+        )
+    return VerificationResult(
+        predicate_type="",
+        statement_type="",
+        keys_counted=run.keys_counted,
+        subjects_matched=(MatchedSubject(None, f"sha256:{hex_digest}", label),),
+        warnings=tuple(run.warnings),
+        threshold=policy.threshold,
+        payload=b"",
+        statement=MappingProxyType({}),
+        identities_counted=run.identities_counted,
     )
 
 
@@ -866,8 +1300,14 @@ def _apply_policy(
     predicate_type: str,
     eligible: list[_Candidate],
     excluded: list[_Exclusion],
+    identities: Sequence[CountedIdentity] = (),
 ) -> int:
-    """Threshold of distinct keys, required keyids, hybrid mode; sets `run.keys_counted`."""
+    """Threshold of distinct keys and keyless identities, required keyids, hybrid mode.
+
+    A keyless identity (its certificate key is ECDSA) counts like one classical key: toward
+    the threshold in modes off/or/and, not at all in pq-only. Sets `run.keys_counted` and
+    `run.identities_counted`.
+    """
     policy = root.policy
     per_type = policy.per_type.get(predicate_type) if policy.per_type else None
     threshold = per_type.threshold if per_type is not None else policy.threshold
@@ -887,26 +1327,33 @@ def _apply_policy(
     else:
         counted, toward = eligible, eligible
     run.keys_counted = tuple(c.counted for c in counted)
+    signers = tuple(identities) if hybrid != "pq-only" else ()
+    if identities and not signers:
+        run.warnings.append(
+            f"hybrid mode pq-only: {len(identities)} keyless identity signature(s) not counted"
+        )
+    run.identities_counted = signers
+    total = len(toward) + len(signers)
+    who = "distinct trusted key(s)" + (" and keyless identities" if signers else "")
 
     scope = f" for {predicate_type}" if per_type is not None else ""
-    if len(toward) < threshold:
-        if hybrid in ("and", "pq-only") and len(eligible) >= threshold:
+    if total < threshold:
+        if hybrid in ("and", "pq-only") and len(eligible) + len(identities) >= threshold:
             kind = "classical" if hybrid == "and" else "ML-DSA"
             raise _Stop(
                 Code.HYBRID_POLICY_NOT_MET,
-                f"hybrid mode {hybrid}: {len(toward)} distinct {kind} key(s) counted, "
+                f"hybrid mode {hybrid}: {total} distinct {kind} key(s) counted, "
                 f"threshold{scope} is {threshold}",
             )
         if excluded:
             code, detail = _worst(excluded)
             raise _Stop(
                 code,
-                f"{len(toward)} distinct trusted key(s) counted, threshold{scope} is "
-                f"{threshold}: {detail}",
+                f"{total} {who} counted, threshold{scope} is {threshold}: {detail}",
             )
         raise _Stop(
             Code.THRESHOLD_NOT_MET,
-            f"{len(toward)} distinct trusted key(s) counted, threshold{scope} is {threshold}",
+            f"{total} {who} counted, threshold{scope} is {threshold}",
         )
     if hybrid == "and" and not quantum:
         raise _Stop(

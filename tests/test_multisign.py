@@ -7,7 +7,7 @@ import pytest
 
 from dssesign.dsse import pae
 from dssesign.errors import ConfigError, SigningError
-from dssesign.multisign import MultiProfileSigner, SigningRecord
+from dssesign.multisign import MultiProfileSigner, SigningRecord, envelope_keyid
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.signer import Signer
 
@@ -160,3 +160,32 @@ def test_non_bytes_from_a_backend_is_a_failure() -> None:
 
     with pytest.raises(SigningError, match="returned str, not bytes"):
         MultiProfileSigner([Weird(signer_for("ed25519"))]).sign(b"p", "t")
+
+
+def test_sign_detailed_names_the_signer_of_each_signature() -> None:
+    down = _Backend(signer_for("ecdsa-p256"), fail=RuntimeError("down"))
+    signers: list[Signer] = [signer_for("ed25519"), down, signer_for("ecdsa-p384")]
+    result = MultiProfileSigner(signers, threshold=2).sign_detailed(b"p", "t")
+    assert result.signers == (signers[0], signers[2])  # the failed one made no signature
+    message = pae("t", b"p")
+    for signer, signature in result.pairs():
+        assert signature.keyid == signer.keyid
+        assert signer.public_key.verify(signature.sig, message)
+    assert MultiProfileSigner(signers[::2]).sign(b"p", "t") == result.envelope
+
+
+class _Keyless(_Backend):
+    """Certificate-bound like the keyless profile: it has `bundle_for`."""
+
+    def bundle_for(self, signature: bytes) -> str:
+        raise KeyError(signature)
+
+
+def test_a_keyless_signature_has_an_empty_keyid_as_cosign_writes() -> None:
+    keyless = _Keyless(signer_for("ecdsa-p256", 1))
+    keyed = signer_for("ed25519")
+    assert envelope_keyid(keyless) == "" and envelope_keyid(keyed) == keyed.keyid
+    result = MultiProfileSigner([keyless, keyed]).sign_detailed(b"p", "t")
+    assert [s.keyid for s in result.envelope.signatures] == ["", keyed.keyid]
+    assert result.signers == (keyless, keyed)
+    assert keyless.public_key.verify(result.envelope.signatures[0].sig, pae("t", b"p"))

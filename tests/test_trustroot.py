@@ -30,6 +30,21 @@ from .conftest import DelegatingSigner, signer_for
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SLSA = "https://slsa.dev/provenance/v1"
 SPDX = "https://spdx.dev/Document"
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+#: A sigstore section in outline (the trusted root is not parsed by sigstore-python on load).
+SIGSTORE: dict[str, Any] = {
+    "trustedRoot": {"mediaType": TRUSTED_ROOT_MEDIA_TYPE, "tlogs": []},
+    "identities": [
+        {"issuer": "https://issuer.example", "subject": "ci@example.com"},
+        {
+            "issuer": "https://token.actions.githubusercontent.com",
+            "subjectRegExp": "https://github\\.com/org/[a-z-]+/\\.github/workflows/.*",
+            "extensions": {"githubWorkflowRepository": "org/app"},
+            "predicateTypes": [SLSA],
+            "label": "gha",
+        },
+    ],
+}
 
 
 def key(index: int) -> SoftwareSigner:
@@ -85,7 +100,7 @@ def test_round_trip_is_exact_with_every_field() -> None:
     )
     root = tr.set_policy(root, threshold=2, required_keyids=[key(0).keyid])
     root = tr.set_policy(root, for_type=SPDX, threshold=1, required_keyids=[key(3).keyid])
-    root = dataclasses.replace(root, sigstore={"trustedRoot": {"tlogs": []}, "identities": []})
+    root = dataclasses.replace(root, sigstore=SIGSTORE)
     data = tr.dump_trust_root(root)
     loaded = tr.load_trust_root(data)
     assert loaded == root
@@ -130,7 +145,9 @@ def test_schema_sets_additional_properties_false_everywhere_but_sigstore() -> No
                 found += walk(child, f"{path}/{index}")
         return found
 
-    assert walk(tr.schema(), "#") == ["#/properties/sigstore"]
+    # Only the embedded Sigstore trusted root is open: it is Sigstore's format, kept verbatim.
+    found = walk(tr.schema(), "#")
+    assert found and all(p.startswith("#/$defs/sigstoreTrustedRoot") for p in found), found
 
 
 def test_save_writes_atomically_and_reads_back(tmp_path: Path) -> None:
@@ -549,7 +566,9 @@ def test_non_canonical_pem_is_refused() -> None:
             id="root-threshold-above-root-keys",
         ),
         pytest.param(
-            lambda d: d.update(sigstore={"n": 2**60}),
+            lambda d: d.update(
+                sigstore={**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": 2**60}}
+            ),
             "$.sigstore",
             "I-JSON safe range",
             id="sigstore-not-canonicalizable",
@@ -566,7 +585,7 @@ def test_semantic_refusals(mutate: Mutation, path: str, message: str) -> None:
 
 def test_overflowing_number_in_sigstore_is_refused() -> None:
     doc = doc_of(base_root())
-    doc["sigstore"] = {"n": "PLACEHOLDER"}
+    doc["sigstore"] = {**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": "PLACEHOLDER"}}
     data = json.dumps(doc).replace('"PLACEHOLDER"', "1e400").encode()
     with pytest.raises(TrustRootError, match="Infinity") as info:
         tr.load_trust_root(data)
@@ -1346,7 +1365,7 @@ def _valid_document() -> dict[str, Any]:
     root = tr.rotate_key(base_root(), key(0), key(2).public_key, now=NOW)
     root = tr.revoke_key(root, key(1).keyid, at=NOW, reason="r")
     root = tr.set_policy(root, for_type=SLSA, threshold=1, required_keyids=[key(1).keyid])
-    return doc_of(dataclasses.replace(root, sigstore={"a": [1, "b"]}))
+    return doc_of(dataclasses.replace(root, sigstore=copy.deepcopy(SIGSTORE)))
 
 
 _VALID = _valid_document()
@@ -1491,3 +1510,216 @@ def test_docs_name_every_field_and_error_code() -> None:
 def test_trust_root_error_is_an_input_error() -> None:
     assert issubclass(TrustRootError, InputError)
     assert TrustRootError("x").path == "$"
+
+
+# --- the sigstore section --------------------------------------------------------------------
+
+PRODUCTION_TRUSTED_ROOT = (
+    Path(__file__).resolve().parent.parent
+    / "fixtures"
+    / "sigstore-conformance"
+    / "production-trust-root"
+    / "trusted_root.json"
+)
+
+
+def sigstore_doc(*identities: dict[str, Any]) -> dict[str, Any]:
+    doc = doc_of(base_root())
+    doc["sigstore"] = copy.deepcopy(SIGSTORE)
+    if identities:
+        doc["sigstore"]["identities"] = list(identities)
+    return doc
+
+
+def test_sigstore_section_loads_into_identity_rules() -> None:
+    root = load_doc(sigstore_doc())
+    assert root.keyless is not None
+    exact, pattern = root.keyless.identities
+    assert (exact.issuer, exact.subject, exact.subject_regexp) == (
+        "https://issuer.example",
+        "ci@example.com",
+        None,
+    )
+    assert exact.matches_subject("ci@example.com") and not exact.matches_subject("ci@example.co")
+    assert dict(pattern.extensions) == {"githubWorkflowRepository": "org/app"}
+    assert pattern.predicate_types == (SLSA,) and pattern.label == "gha"
+    good = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1"
+    assert pattern.matches_subject(good)
+    # The whole SAN must match (implicitly anchored), and an over-long SAN matches nothing.
+    assert not pattern.matches_subject("x" + good)
+    assert not pattern.matches_subject(good + "/" + "a" * tr.MAX_SUBJECT_CHARS)
+    assert pattern.allows(SLSA) and not pattern.allows(SPDX) and exact.allows(SPDX)
+    assert root.keyless.trusted_root == SIGSTORE["trustedRoot"]
+    assert load_doc(doc_of(root)) == root
+    assert tr.load_trust_root(tr.dump_trust_root(root)).keyless == root.keyless
+    assert root.keyless.identities[1].to_json() == SIGSTORE["identities"][1]
+
+
+ISSUER = "https://issuer.example"
+
+
+@pytest.mark.parametrize(
+    ("identity", "path", "message"),
+    [
+        ({"subject": "s"}, "$.sigstore.identities[0].issuer", "required"),
+        ({"issuer": ISSUER}, "$.sigstore.identities[0]", "exactly one of subject"),
+        (
+            {"issuer": ISSUER, "subject": "s", "subjectRegExp": "s"},
+            "$.sigstore.identities[0]",
+            "exactly one of subject",
+        ),
+        (
+            {"issuer": ISSUER, "subject": "s", "role": "x"},
+            "$.sigstore.identities[0].role",
+            "unknown",
+        ),
+        ({"issuer": "", "subject": "s"}, "$.sigstore.identities[0].issuer", "empty"),
+        ({"issuer": ISSUER, "subject": "a\nb"}, "$.sigstore.identities[0].subject", "control"),
+        (
+            {"issuer": ISSUER, "subject": "s", "extensions": {"githubWorkflowRepo": "x"}},
+            "$.sigstore.identities[0].extensions",
+            "githubWorkflowRepo",
+        ),
+        (
+            {"issuer": ISSUER, "subject": "s", "extensions": {}},
+            "$.sigstore.identities[0].extensions",
+            "empty",
+        ),
+        (
+            {"issuer": ISSUER, "subject": "s", "predicateTypes": [SLSA, SLSA]},
+            "$.sigstore.identities[0].predicateTypes",
+            "duplicate",
+        ),
+        (
+            {"issuer": ISSUER, "subject": "s", "predicateTypes": ["not a uri"]},
+            "$.sigstore.identities[0].predicateTypes[0]",
+            "absolute URI",
+        ),
+        (
+            {"issuer": ISSUER, "subjectRegExp": "a" * 513},
+            "$.sigstore.identities[0].subjectRegExp",
+            "longer than 512",
+        ),
+    ],
+)
+def test_identity_rules_are_checked(identity: dict[str, Any], path: str, message: str) -> None:
+    error = refused(sigstore_doc(identity))
+    assert error.path == path, str(error)
+    assert message in str(error), str(error)
+
+
+@pytest.mark.parametrize(
+    ("regexp", "message"),
+    [
+        ("(a+)+", "repetition inside a repetition"),
+        ("(a*)*b", "repetition inside a repetition"),
+        ("(a|aa)*", "alternation inside a repetition"),
+        ("(x)\\1", "back-references"),
+        ("(?=a)a", "look-ahead"),
+        ("(?<!a)b", "look-ahead"),
+        ("a*b*c*d*", "4 open-ended repetitions"),
+        (".*.*.*.*b", "4 open-ended repetitions"),
+        ("x.*a.*a.*a.*", "4 open-ended repetitions"),
+        ("(unclosed", "not a valid regular expression"),
+    ],
+)
+def test_subject_regexps_are_bounded(regexp: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        tr.check_subject_regexp(regexp)
+    assert message in str(info.value)
+    error = refused(sigstore_doc({"issuer": ISSUER, "subjectRegExp": regexp}))
+    assert error.path == "$.sigstore.identities[0].subjectRegExp" and message in str(error)
+
+
+@pytest.mark.parametrize(
+    "regexp",
+    [
+        "https://github\\.com/org/[^/]+/\\.github/workflows/.*@refs/tags/v[0-9]+\\.[0-9]+",
+        "(release|ci)@example\\.com",
+        "[a-z]{1,64}@example\\.com",
+        "(ab){2}.*",
+        # Separated by literals they cannot match, repetitions do not compound.
+        "https://github\\.com/[^/]+/[^/]+/\\.github/workflows/[^@]+@refs/heads/[a-z]+",
+        "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+",
+    ],
+)
+def test_ordinary_subject_regexps_are_accepted(regexp: str) -> None:
+    assert tr.check_subject_regexp(regexp).pattern == regexp
+
+
+def test_sigstore_section_shape_is_checked() -> None:
+    doc = sigstore_doc()
+    doc["sigstore"]["trustedRoot"]["mediaType"] = "application/json"
+    assert refused(doc).path == "$.sigstore.trustedRoot.mediaType"
+    doc = sigstore_doc()
+    del doc["sigstore"]["trustedRoot"]
+    assert refused(doc).path == "$.sigstore.trustedRoot"
+    doc = sigstore_doc()
+    doc["sigstore"]["trustedRoot"]["tlogs"] = {}
+    assert refused(doc).path == "$.sigstore.trustedRoot.tlogs"
+    doc = sigstore_doc()
+    doc["sigstore"]["identities"] = [{"issuer": ISSUER, "subject": f"s{i}"} for i in range(65)]
+    assert refused(doc).path == "$.sigstore.identities"
+    twice = {"issuer": ISSUER, "subject": "s"}
+    error = refused(sigstore_doc(twice, {**twice, "label": "again"}))
+    assert error.path == "$.sigstore.identities[1]" and "already listed" in str(error)
+    # The same checks hold for a trust root built in memory.
+    with pytest.raises(TrustRootError, match="exactly one of subject"):
+        tr.dump_trust_root(
+            dataclasses.replace(
+                base_root(), sigstore={**SIGSTORE, "identities": [{"issuer": ISSUER}]}
+            )
+        )
+
+
+def test_set_sigstore_root_and_add_identity() -> None:
+    trusted = json.loads(PRODUCTION_TRUSTED_ROOT.read_text())
+    root = base_root()
+    with pytest.raises(TrustRootError, match="set-sigstore-root"):
+        tr.add_identity(root, issuer=ISSUER, subject="s")
+    with_root = tr.set_sigstore_root(root, trusted)
+    assert with_root.version == root.version + 1
+    assert with_root.keyless is not None and with_root.keyless.identities == ()
+    one = tr.add_identity(
+        with_root,
+        issuer=ISSUER,
+        subject_regexp="ci-[0-9]+@example\\.com",
+        extensions={"sourceRepositoryURI": "https://git.example/app"},
+        predicate_types=[SLSA],
+        label="ci",
+    )
+    assert one.version == with_root.version + 1
+    assert one.keyless is not None and one.keyless.identities[0].label == "ci"
+    # Replacing the trusted root keeps the identities.
+    replaced = tr.set_sigstore_root(one, trusted)
+    assert replaced.keyless is not None
+    assert replaced.keyless.identities == one.keyless.identities
+    with pytest.raises(TrustRootError, match="validFor"):
+        broken = copy.deepcopy(trusted)
+        del broken["tlogs"][0]["publicKey"]["validFor"]["start"]
+        tr.set_sigstore_root(root, broken)
+    with pytest.raises(ConfigError):
+        tr.set_sigstore_root(root, [])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        tr.add_identity(with_root, issuer=ISSUER, subject="s", predicate_types=SLSA)
+
+
+def test_identities_count_toward_completeness() -> None:
+    root = tr.set_sigstore_root(
+        tr.init_trust_root(threshold=1, now=NOW), json.loads(PRODUCTION_TRUSTED_ROOT.read_text())
+    )
+    root = tr.add_key(root, key(0).public_key)
+    root = tr.set_policy(root, threshold=2)
+    with pytest.raises(TrustRootError, match="exceeds the 1 keys"):
+        tr.dump_trust_root(root, allow_incomplete=False)
+    root = tr.add_identity(root, issuer=ISSUER, subject="s")
+    assert tr.load_trust_root(tr.dump_trust_root(root)).policy.threshold == 2
+    # Restricted to SLSA, the identity does not help a per-type policy for SPDX.
+    typed = tr.add_identity(
+        tr.set_policy(root, for_type=SPDX, threshold=3),
+        issuer=ISSUER,
+        subject="t",
+        predicate_types=[SLSA],
+    )
+    with pytest.raises(TrustRootError, match="1 keyless identities"):
+        tr.dump_trust_root(typed, allow_incomplete=False)

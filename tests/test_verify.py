@@ -540,6 +540,7 @@ def test_result_report_shape(tmp_path: Path) -> None:
         "predicateType",
         "subjectsMatched",
         "keysCounted",
+        "identitiesCounted",
         "warnings",
     ]
     assert report["ok"] is True and report["code"] == "OK" and result.ok
@@ -654,3 +655,51 @@ def test_verdicts_are_counted_once_metrics_are_configured() -> None:
     finally:
         metrics._metrics = None  # back to "not configured" for the other tests
         metrics._tried = False
+
+
+def test_legacy_cosign_envelope_with_empty_keyid_verifies() -> None:
+    """`cosign attest-blob --key` output: keyid "", Statement v0.1, compact envelope JSON."""
+    signer = signer_for("ecdsa-p256")
+    envelope = sign_payload(
+        [signer], payload_of(statement(statement_type=STATEMENT_TYPE_V01)), keyids=[""]
+    )
+    data = json.dumps(
+        {
+            "payloadType": envelope.payload_type,
+            "payload": base64.b64encode(envelope.payload).decode(),
+            "signatures": [
+                {"keyid": "", "sig": base64.b64encode(envelope.signatures[0].sig).decode()}
+            ],
+        }
+    )
+    result = check(
+        data, make_root([signer_for("ed25519"), signer]), digests=[f"sha256:{ARTIFACT_SHA256}"]
+    )
+    assert [k.keyid for k in result.keys_counted] == [signer.keyid]
+    assert result.statement_type == STATEMENT_TYPE_V01 and result.identities_counted == ()
+    assert not any("names no trusted key" in w for w in result.warnings)
+
+
+def test_cosign_type_names_in_the_docs_match_the_registry() -> None:
+    from dssesign.predicates import resolve_predicate_type
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cosign.md").read_text()
+    rows = [
+        line.split("|")[1:3]
+        for line in doc.splitlines()
+        if line.startswith("| `") and "https://" in line.split("|")[2]
+    ]
+    table = {name.strip().strip("`"): uri.strip().split("`")[1] for name, uri in rows}
+    assert set(table) == {
+        "slsaprovenance",
+        "slsaprovenance02",
+        "slsaprovenance1",
+        "spdx",
+        "spdxjson",
+        "cyclonedx",
+        "vuln",
+        "openvex",
+        "custom",
+        "link",
+    }
+    assert {name: resolve_predicate_type(name) for name in table} == table

@@ -80,6 +80,7 @@ def test_json_report_on_success_and_failure(setup: dict[str, Path]) -> None:
         "predicateType",
         "subjectsMatched",
         "keysCounted",
+        "identitiesCounted",
         "warnings",
     }
     run = _verify(setup, "--json", setup["envelope"])
@@ -277,3 +278,158 @@ def test_signed_trust_root_updates_chain_and_never_roll_back(
     # Handing the site the older version again is a rollback.
     run = _verify(setup, "--previous-trust-root", new_signed, setup["envelope"], root=old_signed)
     assert run.code == 1 and "TRUST_ROOT_ROLLBACK" in run.err, run
+
+
+def test_verify_envelope_with_its_keyed_bundles(setup: dict[str, Path], tmp_path: Path) -> None:
+    d = setup["dir"]
+    envelope, bundles = tmp_path / "att.json", tmp_path / "bundles"
+    keys = [arg for alg in ("ed25519", "ecdsa-p256") for arg in ("--key", d / f"{alg}.key")]
+    run = dssesign(
+        "attest", *ATTEST_SLSA, *keys, "--out", envelope, "--bundle-dir", bundles, env=PASSWORD
+    )
+    assert run.code == 0, run
+    found = sorted(bundles.glob("*.sigstore.json"))
+    assert len(found) == 2
+    ok = dssesign("verify", "--json", "--trust-root", setup["root"], envelope, *found)
+    assert ok.code == 0, ok
+    report = json.loads(ok.out)
+    assert len(report["keysCounted"]) == 2 and report["identitiesCounted"] == []
+    # A bundle alone is an envelope of one signature: below the trust root's threshold of 2.
+    alone = dssesign("verify", "--json", "--trust-root", setup["root"], found[0])
+    assert alone.code == 1 and json.loads(alone.out)["code"] == "THRESHOLD_NOT_MET"
+    # A bundle of another envelope (another subject) is refused, not ignored.
+    artifact, elsewhere = tmp_path / "other.txt", tmp_path / "elsewhere"
+    artifact.write_text("another artifact\n")
+    run = dssesign(
+        "attest",
+        "--subject",
+        artifact,
+        "--predicate",
+        PROVENANCE,
+        "--type",
+        "slsaprovenance1",
+        *keys,
+        "--out",
+        tmp_path / "other.json",
+        "--bundle-dir",
+        elsewhere,
+        env=PASSWORD,
+    )
+    assert run.code == 0, run
+    stranger = sorted(elsewhere.glob("*.sigstore.json"))[0]
+    other = dssesign("verify", "--trust-root", setup["root"], envelope, *found, stranger)
+    assert other.code == 1 and "[BUNDLE_PAYLOAD_MISMATCH]" in other.err, other
+
+
+def test_bundle_arguments_in_the_wrong_shape(setup: dict[str, Path], tmp_path: Path) -> None:
+    envelope, bundles = tmp_path / "att.json", tmp_path / "bundles"
+    key = setup["dir"] / "ed25519.key"
+    run = dssesign(
+        "attest",
+        *ATTEST_SLSA,
+        "--key",
+        key,
+        "--out",
+        envelope,
+        "--bundle-dir",
+        bundles,
+        env=PASSWORD,
+    )
+    assert run.code == 0, run
+    (bundle,) = bundles.glob("*.sigstore.json")
+    first = dssesign("verify", "--trust-root", setup["root"], bundle, envelope)
+    assert_one_line_error(first, "one ENVELOPE followed by")
+    two = dssesign("verify", "--trust-root", setup["root"], envelope, setup["envelope"], bundle)
+    assert_one_line_error(two, "one ENVELOPE followed by")
+
+
+def test_sigstore_trust_root_commands(tmp_path: Path) -> None:
+    from dssesign.audit import read_records
+
+    production = FIXTURES / "sigstore-conformance" / "production-trust-root" / "trusted_root.json"
+    broken = (
+        FIXTURES
+        / "sigstore-conformance"
+        / "assets"
+        / "bundle-verify"
+        / "trust-root-tlog-missing-validity-start_fail"
+        / "trusted_root.json"
+    )
+    log = tmp_path / "audit.jsonl"
+    env = {"DSSESIGN_AUDIT_LOG": str(log), "DSSESIGN_ACTOR": "ops"}
+    root = tmp_path / "root.json"
+    issuer = "https://token.actions.githubusercontent.com"
+    assert dssesign("trust-root", "init", "--out", root, env=env).code == 0
+    early = dssesign("trust-root", "add-identity", root, "--issuer", issuer, "--subject", "s")
+    assert_one_line_error(early, "set-sigstore-root")
+    assert_one_line_error(
+        dssesign("trust-root", "set-sigstore-root", root, "--trusted-root", broken),
+        "$.sigstore.trustedRoot",
+        "validFor.start",
+    )
+    run = dssesign("trust-root", "set-sigstore-root", root, "--trusted-root", production, env=env)
+    assert run.code == 0, run
+    regexp = r"https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*"
+    run = dssesign(
+        "trust-root",
+        "add-identity",
+        root,
+        "--issuer",
+        issuer,
+        "--subject-regexp",
+        regexp,
+        "--extension",
+        "githubWorkflowRepository=acme/app",
+        "--predicate-type",
+        "https://slsa.dev/provenance/v1",
+        "--label",
+        "release",
+        env=env,
+    )
+    assert run.code == 0, run
+    for bad, fragment in [
+        (["--subject-regexp", "(a+)+"], "repetition inside a repetition"),
+        (["--subject-regexp", "(x)\\1"], "back-references"),
+        (["--subject", "s", "--extension", "nope=1"], "not a known extension"),
+        (["--subject", "s", "--extension", "novalue"], "NAME=VALUE"),
+        (
+            ["--subject-regexp", regexp, "--extension", "githubWorkflowRepository=acme/app"],
+            "already listed",
+        ),
+    ]:
+        refused = dssesign("trust-root", "add-identity", root, "--issuer", issuer, *bad)
+        assert_one_line_error(refused, fragment)
+    both = dssesign(
+        "trust-root",
+        "add-identity",
+        root,
+        "--issuer",
+        issuer,
+        "--subject",
+        "a",
+        "--subject-regexp",
+        "b",
+    )
+    assert both.code == 2 and "not allowed with" in both.err
+    shown = dssesign("trust-root", "show", root)
+    assert shown.code == 0 and "identity " + issuer in shown.out and "(release)" in shown.out
+    document = json.loads(root.read_text())
+    assert document["version"] == 3
+    assert document["sigstore"]["trustedRoot"] == json.loads(production.read_text())
+    assert document["sigstore"]["identities"] == [
+        {
+            "issuer": issuer,
+            "subjectRegExp": regexp,
+            "extensions": {"githubWorkflowRepository": "acme/app"},
+            "predicateTypes": ["https://slsa.dev/provenance/v1"],
+            "label": "release",
+        }
+    ]
+    records = read_records(log)
+    assert [(r["event"], r.get("change")) for r in records] == [
+        ("trust-root", "init"),
+        ("trust-root", "set-sigstore-root"),
+        ("trust-root", "add-identity"),
+    ]
+    assert [r["trustRootVersion"] for r in records] == [1, 2, 3]
+    assert {r["actor"] for r in records} == {"ops"}

@@ -1,0 +1,94 @@
+"""`dssesign vault create-key | public-key`: transit keys in Vault / OpenBao (no token in argv)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from ._cli_common import Parser, add_json, print_json
+from ._fileio import atomic_write
+
+if TYPE_CHECKING:
+    from .keys import PublicKey
+    from .profiles.vault import VaultRef
+
+_URI_HELP = (
+    "transit key reference, e.g. hashivault://NAME (latest version) or hashivault://NAME?version=N "
+    "(server and token: $VAULT_ADDR/$VAULT_TOKEN or $BAO_ADDR/$BAO_TOKEN; mount: "
+    "$DSSESIGN_VAULT_TRANSIT_PATH or $TRANSIT_SECRET_ENGINE_PATH, default transit)"
+)
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    vault = commands.add_parser("vault", help="manage signing keys in Vault / OpenBao transit")
+    sub = vault.add_subparsers(dest="vault_command", required=True, parser_class=Parser)
+
+    create = sub.add_parser(
+        "create-key", help="create a non-exportable transit signing key and print its public key"
+    )
+    create.add_argument("--uri", required=True, metavar="HASHIVAULT_URI", help=_URI_HELP)
+    create.add_argument(
+        "--key-type",
+        required=True,
+        metavar="TYPE",
+        help="ecdsa-p256, ecdsa-p384, ed25519, rsa-3072 or rsa-4096",
+    )
+    create.add_argument("--out", metavar="FILE", help="also write the SPKI PEM here")
+    add_json(create)
+    create.set_defaults(handler=_cmd_create_key)
+
+    public = sub.add_parser(
+        "public-key", help="print or write one key version's SPKI PEM (to pin in a trust root)"
+    )
+    public.add_argument("--uri", required=True, metavar="HASHIVAULT_URI", help=_URI_HELP)
+    public.add_argument("--out", metavar="FILE", help="write the PEM here")
+    add_json(public)
+    public.set_defaults(handler=_cmd_public_key)
+
+
+def _cmd_create_key(args: argparse.Namespace) -> int:
+    from .profiles import vault
+
+    ref = vault.parse_reference(args.uri)
+    key, public = vault.create_key(ref, args.key_type)
+    if args.out:
+        atomic_write(args.out, public.pem.encode("ascii"))
+    if args.json:
+        print_json(_describe(key.name, key.key_type, key.latest_version, public, ref))
+    else:
+        print(public.keyid)
+        print(public.pem, end="")
+    return 0
+
+
+def _cmd_public_key(args: argparse.Namespace) -> int:
+    from .profiles import vault
+
+    ref = vault.parse_reference(args.uri)
+    key, version, public = vault.read_public_key(ref)
+    if args.out:
+        atomic_write(args.out, public.pem.encode("ascii"))
+    if args.json:
+        info = _describe(key.name, key.key_type, version, public, ref)
+        info["latestVersion"] = key.latest_version
+        print_json(info)
+    elif args.out:
+        print(public.keyid)
+    else:
+        print(f"# keyid {public.keyid} ({public.algorithm.name}, {key.name} version {version})")
+        print(public.pem, end="")
+    return 0
+
+
+def _describe(
+    name: str, key_type: str, version: int, public: PublicKey, ref: VaultRef
+) -> dict[str, Any]:
+    return {
+        "keyid": public.keyid,
+        "algorithm": public.algorithm.name,
+        "name": name,
+        "keyType": key_type,
+        "version": version,
+        "reference": ref.describe(version),
+        "publicKey": public.pem,
+    }
