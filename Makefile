@@ -17,8 +17,8 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dssesign tests bench
-	$(VENV)/bin/ruff format --check dssesign tests bench
+	$(VENV)/bin/ruff check dssesign tests bench scripts
+	$(VENV)/bin/ruff format --check dssesign tests bench scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

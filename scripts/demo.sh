@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on embedded defaults. Three software keys (Ed25519, ECDSA P-256,
-# ML-DSA-65) and one key in a SoftHSM2 token (ECDSA P-256, over PKCS#11) sign one SLSA
-# provenance v1 statement for a fixture artifact in a single multi-signature DSSE envelope, which is then verified offline against a trust root built
-# here; a tampered copy is rejected. Everything happens in a temporary directory.
+# `make demo`: the main job on embedded defaults. Four signing profiles sign one SLSA
+# provenance v1 statement for a fixture artifact into a single multi-signature DSSE envelope:
+# three software keys (Ed25519, ECDSA P-256, ML-DSA-65), a SoftHSM2 token key over PKCS#11, a
+# Vault transit key on a local OpenBao dev server, and Sigstore keyless against the local test
+# instance (test CA, CT log, Rekor-style log). One Sigstore bundle per signature is written
+# beside it. Everything is then verified offline against a trust root built here, and a
+# tampered copy is rejected. Servers listen on 127.0.0.1 only; files live in a temporary
+# directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+services=""
+cleanup() {
+  if [ -n "$services" ]; then kill "$services" 2>/dev/null || true; wait "$services" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# OpenBao (Vault transit) and the local Sigstore instance, in the background. Their throwaway
+# tokens arrive in an environment file, never in argv.
+python3 "$here/scripts/demo_services.py" "$work/services" &
+services=$!
 
 # Keys are encrypted with a demo passphrase handed over in the environment, never in argv.
 export DSSESIGN_KEY_PASSWORD="demo-passphrase-not-for-production"
@@ -29,7 +43,18 @@ export DEMO_HSM_PIN="demo-hsm-pin-not-for-production"
 softhsm2-util --init-token --free --label demo-hsm --so-pin "so-$DEMO_HSM_PIN" --pin "$DEMO_HSM_PIN" >/dev/null
 hsm_key="pkcs11:token=demo-hsm;object=attest?pin-source=env:DEMO_HSM_PIN"
 printf '  %-11s keyid ' "hsm-p256"
-dssesign hsm keygen --uri "$hsm_key" --algorithm ecdsa-p256 --out "$work/hsm-p256.pub" | head -1
+dssesign hsm keygen --uri "$hsm_key" --algorithm ecdsa-p256 --out "$work/hsm-p256.pub" | sed -n 1p
+
+for _ in $(seq 1 300); do [ -f "$work/services/services.env" ] && break; sleep 0.1; done
+[ -f "$work/services/services.env" ] || { echo "error: demo services did not start" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$work/services/services.env"
+
+# A sixth key is a Vault transit key, created non-exportable on the OpenBao dev server.
+printf '  %-11s keyid ' "vault-p256"
+dssesign vault create-key --uri hashivault://demo-attest --key-type ecdsa-p256 \
+  --out "$work/vault-p256.pub" | sed -n 1p
+echo "  keyless     an ephemeral key, certified by Fulcio for $DEMO_SUBJECT at signing time"
 
 echo
 echo "== 2. statement (SLSA provenance v1) for fixtures/artifacts/hello-1.0.tar.gz"
@@ -40,13 +65,13 @@ dssesign statement \
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  predicateType", s["predicateType"]); [print("  subject", d["name"], "sha256:"+d["digest"]["sha256"]) for d in s["subject"]]' "$work/statement.json"
 
 echo
-echo "== 3. sign with four keys, two profiles (software, PKCS#11 HSM), at once"
+echo "== 3. sign with six keys and four profiles (software, PKCS#11 HSM, Vault transit, keyless) at once"
 dssesign attest \
   --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
   --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
   --key "$work/ed25519.key" --key "$work/ecdsa-p256.key" --key "$work/ml-dsa-65.key" \
-  --key "$hsm_key" \
-  --out "$work/hello.intoto.dsse.json"
+  --key "$hsm_key" --key hashivault://demo-attest --key keyless \
+  --out "$work/hello.intoto.dsse.json" --bundle-dir "$work/bundles" | sed 's/^/  /'
 
 echo
 echo "== 4. the envelope"
@@ -56,23 +81,29 @@ env = json.load(open(sys.argv[1]))
 print(f"  payloadType  {env['payloadType']}")
 print(f"  payload      {len(base64.b64decode(env['payload']))} bytes (RFC 8785 canonical JSON)")
 for s in env["signatures"]:
-    print(f"  signature    keyid {s['keyid'][:16]}…  {len(base64.b64decode(s['sig']))} bytes")
+    keyid = f"keyid {s['keyid'][:16]}…" if s.get("keyid") else "keyless (certificate in its bundle)"
+    print(f"  signature    {keyid:<36} {len(base64.b64decode(s['sig']))} bytes")
 PY
+echo "  one Sigstore bundle v0.3 per signature:"
+(cd "$work/bundles" && ls -1 | sed 's/^/    /')
 
 echo
-echo "== 5. trust root: the four keys, 2 of them must sign, and one must be post-quantum"
-dssesign trust-root init --out "$work/trust-root.json" --threshold 2 >/dev/null
-for alg in ed25519 ecdsa-p256 ml-dsa-65 hsm-p256; do
+echo "== 5. trust root: five keys and one keyless identity; 3 must sign, one of them post-quantum"
+dssesign trust-root init --out "$work/trust-root.json" --threshold 3 >/dev/null
+for alg in ed25519 ecdsa-p256 ml-dsa-65 hsm-p256 vault-p256; do
   dssesign trust-root add-key "$work/trust-root.json" --public-key "$work/$alg.pub" --label "$alg" >/dev/null
 done
+dssesign trust-root set-sigstore-root "$work/trust-root.json" --trusted-root "$DEMO_TRUSTED_ROOT" >/dev/null
+dssesign trust-root add-identity "$work/trust-root.json" \
+  --issuer "$DEMO_ISSUER" --subject "$DEMO_SUBJECT" --label release-bot >/dev/null
 dssesign trust-root set-policy "$work/trust-root.json" --hybrid and >/dev/null
 dssesign trust-root show "$work/trust-root.json" | sed 's/^/  /'
 
 echo
-echo "== 6. verify offline (no network): signatures, policy, and the artifact's digest"
+echo "== 6. verify offline (no network): signatures, certificate chain and log proofs, policy, the artifact's digest"
 dssesign verify --trust-root "$work/trust-root.json" \
   --artifact "$here/fixtures/artifacts/hello-1.0.tar.gz" --type slsaprovenance1 \
-  "$work/hello.intoto.dsse.json" | sed 's/^/  /'
+  "$work/hello.intoto.dsse.json" "$work"/bundles/*.sigstore.json | sed 's/^/  /'
 
 echo
 echo "== 7. a tampered copy (one byte of the payload changed) is rejected"

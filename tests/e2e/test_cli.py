@@ -405,3 +405,17 @@ def test_envelope_is_standard_base64(keys: dict[str, Path]) -> None:
     )
     data = json.loads(run.out)
     assert base64.b64decode(data["payload"], validate=True) == ARTIFACT.read_bytes()
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error() -> None:
+    """`dssesign predicate-types | head -1`: the closed pipe ends the command quietly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dssesign", "predicate-types"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes: its first write meets EPIPE
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,3 +254,80 @@ def test_a_keyless_identity_counts_once_even_with_two_bundles(
     assert code == 0, report
     subjects = {i["subject"] for i in report["identitiesCounted"]}  # type: ignore[attr-defined]
     assert subjects == {sigstore_instance.subject, OTHER_SUBJECT}
+
+
+def _flip_base64(value: str) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[len(raw) // 2] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _no_tlog_entry(bundle: dict[str, Any]) -> None:
+    bundle["verificationMaterial"]["tlogEntries"] = []
+
+
+def _bad_set(bundle: dict[str, Any]) -> None:
+    promise = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+    promise["signedEntryTimestamp"] = _flip_base64(promise["signedEntryTimestamp"])
+
+
+def _moved_integrated_time(bundle: dict[str, Any]) -> None:
+    # Still inside the certificate's 10-minute validity: only the SET, which signs the
+    # integrated time, can tell.
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    entry["integratedTime"] = str(int(entry["integratedTime"]) + 60)
+
+
+def _integrated_before_certificate(bundle: dict[str, Any]) -> None:
+    # Before the leaf was issued: the chain is checked at the log's time, so it fails there.
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    entry["integratedTime"] = str(int(entry["integratedTime"]) - 3600)
+
+
+def _bad_inclusion_proof(bundle: dict[str, Any]) -> None:
+    proof = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    proof["rootHash"] = _flip_base64(proof["rootHash"])
+
+
+def _swapped_payload_type(bundle: dict[str, Any]) -> None:
+    bundle["dsseEnvelope"]["payloadType"] = "application/vnd.dssesign.trust-root.v1+json"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "codes"),
+    [
+        (_no_tlog_entry, ("BUNDLE_MALFORMED", "BUNDLE_MALFORMED")),
+        (_bad_set, ("BUNDLE_TLOG_INVALID", "BUNDLE_TLOG_INVALID")),
+        (_moved_integrated_time, ("BUNDLE_TLOG_INVALID", "BUNDLE_TLOG_INVALID")),
+        (_integrated_before_certificate, ("BUNDLE_CERTIFICATE_INVALID",) * 2),
+        (_bad_inclusion_proof, ("BUNDLE_TLOG_INVALID", "BUNDLE_TLOG_INVALID")),
+        (_swapped_payload_type, ("BUNDLE_PAYLOAD_MISMATCH", "UNSUPPORTED_PAYLOAD_TYPE")),
+    ],
+    ids=[
+        "no-tlog-entry",
+        "bad-set",
+        "moved-integrated-time",
+        "before-certificate",
+        "bad-inclusion-proof",
+        "payload-type",
+    ],
+)
+def test_broken_log_evidence_or_payload_type_is_refused(
+    world: World,
+    sigstore_instance: SigstoreInstance,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    tamper: Callable[[dict[str, Any]], None],
+    codes: tuple[str, str],
+) -> None:
+    """Our own keyless bundles, each broken one way: refused with the envelope and alone."""
+    bundle = json.loads(world.first.keyless.read_bytes())
+    tamper(bundle)
+    broken = world.directory / f"{tamper.__name__.strip('_')}.sigstore.json"
+    broken.write_text(json.dumps(bundle))
+    root = _trust_root(world, sigstore_instance, "broken", threshold=1, with_key=False)
+    for inputs, expected in zip(((world.first.envelope, broken), (broken,)), codes, strict=True):
+        code, report = _verify(capsys, root, *inputs)
+        assert (code, report["code"]) == (1, expected), report
+    # The untouched bundle passes the same trust root: the refusal is the tampering's.
+    code, report = _verify(capsys, root, world.first.envelope, world.first.keyless)
+    assert code == 0, report
