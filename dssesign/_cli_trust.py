@@ -137,7 +137,13 @@ def register(commands: Any) -> None:
     build.add_argument("--out", required=True, metavar="DIR")
     build.add_argument("--artifacts", metavar="DIR")
     build.add_argument("--force", action="store_true", help="replace an existing kit")
-    build.add_argument("attestations", nargs="*", metavar="ATTESTATION")
+    build.add_argument(
+        "attestations",
+        nargs="*",
+        metavar="ATTESTATION",
+        help="DSSE envelopes and Sigstore bundles: a bundle STEM.TAG.sigstore.json is verified "
+        "with the envelope STEM.json, any other bundle alone (docs/offline-kit.md)",
+    )
     add_json(build)
     build.set_defaults(handler=_cmd_kit_build)
 
@@ -384,7 +390,8 @@ def _cmd_kit_build(args: argparse.Namespace) -> int:
         print_json(manifest.to_dict())
     else:
         print(
-            f"kit written to {manifest.out_dir}: {len(manifest.attestations)} attestations; "
+            f"kit written to {manifest.out_dir}: {len(manifest.attestations)} attestations, "
+            f"{sum(len(b) for _, b in manifest.bundles)} bundles; "
             f"run {manifest.out_dir}/verify.sh on the offline machine"
         )
     return 0

@@ -1,10 +1,12 @@
 """Offline verification kit: one folder an air-gapped site can use to check attestations.
 
 A kit holds the trust root, the attestations (and optionally the artifacts they describe),
-wheels for dssesign and every runtime dependency, pip's own wheel as the installer, and
-`verify.sh`. On the receiving machine `verify.sh` checks `SHA256SUMS`, builds a throw-away
-venv with the system Python, installs from `wheels/` only (`--no-index`, hash-pinned), and
-runs `dssesign verify` on every attestation. See docs/offline-kit.md.
+the Sigstore bundles of their signatures, wheels for dssesign and every runtime dependency
+(with the `sigstore` extra when a bundle or the trust root needs it), pip's own wheel as the
+installer, and `verify.sh`. On the receiving machine `verify.sh` checks `SHA256SUMS`, builds a
+throw-away venv with the system Python, installs from `wheels/` only (`--no-index`,
+hash-pinned), and runs `dssesign verify` on every attestation with its bundles. See
+docs/offline-kit.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sysconfig
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +36,10 @@ from typing import Any
 
 from ._fileio import read_bounded
 from ._json import loads_strict
+from .bundle_verify import is_bundle_document, parse_bundle
+from .bundles import BUNDLE_SUFFIX, bundle_stem
 from .dsse import Envelope
-from .errors import ConfigError, DssesignError, InputError
+from .errors import ConfigError, DssesignError, InputError, VerificationError
 from .limits import DEFAULT_LIMITS
 from .trustroot import (
     MAX_TRUST_ROOT_BYTES,
@@ -50,6 +55,8 @@ TRUST_ROOT_FILE = "trust-root.json"
 #: A DSSE-signed trust root is stored under this name; verify.sh then needs pinned root keyids.
 SIGNED_TRUST_ROOT_FILE = "trust-root.signed.json"
 ATTESTATIONS_DIR = "attestations"
+#: `bundles/NAME/` holds the Sigstore bundles verified together with `attestations/NAME`.
+BUNDLES_DIR = "bundles"
 ARTIFACTS_DIR = "artifacts"
 WHEELS_DIR = "wheels"
 VERIFY_SCRIPT = "verify.sh"
@@ -57,6 +64,9 @@ REQUIREMENTS_FILE = "requirements.txt"
 README_FILE = "README.txt"
 MANIFEST_FILE = "MANIFEST.json"
 SUMS_FILE = "SHA256SUMS"
+
+#: The dssesign extra a kit needs to verify keyless Sigstore bundles.
+SIGSTORE_EXTRA = "sigstore"
 
 #: Environment variable naming the wheel cache (default: $XDG_CACHE_HOME/dssesign/wheels).
 WHEEL_CACHE_ENV = "DSSESIGN_WHEEL_CACHE"
@@ -131,8 +141,14 @@ class KitManifest:
     #: `trust-root.json`, or `trust-root.signed.json` for a DSSE-signed trust root.
     trust_root: str
     trust_root_signed: bool
+    #: Envelopes and lone Sigstore bundles, as `attestations/<file>`.
     attestations: tuple[str, ...]
     artifacts: tuple[str, ...]
+    #: (attestation, its bundles as `bundles/<attestation file>/<file>`), for envelopes that
+    #: have bundles, in attestation order.
+    bundles: tuple[tuple[str, tuple[str, ...]], ...]
+    #: dssesign extras whose dependencies the wheels include (`sigstore`, or none).
+    extras: tuple[str, ...]
     #: Wheels installed on the receiving side, as `wheels/<file>`.
     wheels: tuple[str, ...]
     #: pip's wheel, run from the kit to install the others.
@@ -155,7 +171,9 @@ class KitManifest:
             "trustRoot": self.trust_root,
             "trustRootSigned": self.trust_root_signed,
             "attestations": list(self.attestations),
+            "bundles": {name: list(files) for name, files in self.bundles},
             "artifacts": list(self.artifacts),
+            "extras": list(self.extras),
             "wheels": list(self.wheels),
             "installer": self.installer,
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
@@ -186,7 +204,9 @@ def build_kit(
     trust_root = _read_trust_root(Path(trust_root_path))
     attestation_files = _plan_attestations(attestations)
     artifact_files = _plan_artifacts(Path(artifacts_dir)) if artifacts_dir is not None else []
-    inputs = [Path(trust_root_path), *(p for _, p in attestation_files)]
+    inputs = [Path(trust_root_path)]
+    for attestation in attestation_files:
+        inputs += [attestation.path, *(b.path for b in attestation.bundles)]
     if artifacts_dir is not None:
         inputs.append(Path(artifacts_dir))
     _check_out_dir(out, force=force, inputs=inputs)
@@ -205,6 +225,7 @@ def build_kit(
             trust_root=trust_root,
             attestations=attestation_files,
             artifacts=artifact_files,
+            extras=_extras_needed(trust_root, attestation_files),
             source=source,
             say=say,
         )
@@ -216,6 +237,16 @@ def build_kit(
     return manifest
 
 
+def _extras_needed(
+    trust_root: _TrustRootInput, attestations: Sequence[_Attestation]
+) -> tuple[str, ...]:
+    """The sigstore extra when a keyless bundle or the trust root's sigstore section needs it;
+    kits for keyed trust roots (keyed bundles included) stay without it."""
+    if trust_root.sigstore or any(a.keyless for a in attestations):
+        return (SIGSTORE_EXTRA,)
+    return ()
+
+
 # --- inputs ---------------------------------------------------------------------------------
 
 
@@ -223,6 +254,8 @@ def build_kit(
 class _TrustRootInput:
     data: bytes
     signed: bool
+    #: Has a `sigstore` section (keyless identities): verifying needs sigstore-python.
+    sigstore: bool
 
 
 def _read_trust_root(path: Path) -> _TrustRootInput:
@@ -242,7 +275,7 @@ def _read_trust_root(path: Path) -> _TrustRootInput:
             f"trust root {path} expired at {format_time(root.expires)}; "
             "renew it before building a kit"
         )
-    return _TrustRootInput(data, signed)
+    return _TrustRootInput(data, signed, root.sigstore is not None)
 
 
 def _check_signed_trust_root(data: bytes) -> TrustRoot:
@@ -283,22 +316,110 @@ def _unique(entries: list[tuple[str, Path]], what: str) -> None:
         seen[key] = path
 
 
-def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
+@dataclass(frozen=True)
+class _Input:
+    """One attestation file as given: a DSSE envelope or a Sigstore bundle."""
+
+    name: str
+    path: Path
+    #: A Sigstore bundle (by its mediaType), not an envelope.
+    bundle: bool
+    #: A bundle with a certificate (keyless): verifying it needs sigstore-python.
+    keyless: bool
+
+
+@dataclass(frozen=True)
+class _Attestation:
+    """What verify.sh checks in one `dssesign verify` run: an envelope with the bundles of
+    its signatures, or a bundle alone (then `bundles` is empty)."""
+
+    name: str
+    path: Path
+    #: The file is itself a bundle, verified alone.
+    lone_bundle: bool
+    bundles: tuple[_Input, ...]
+    #: Verifying this needs sigstore-python (a keyless bundle, alone or with the envelope).
+    keyless: bool
+
+
+def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[_Attestation]:
+    """Read every input, tell envelopes from bundles, and give each bundle its envelope.
+
+    A bundle named `<stem>.<tag>.sigstore.json` (no dot in tag, as `--bundle-dir` writes them)
+    goes with the envelope whose name is `<stem>.json` (or `.dsse.json`, ...: `bundle_stem`);
+    any other bundle is verified alone. Names that could mean either are refused.
+    """
     if isinstance(paths, str | bytes):
         raise ConfigError("attestations must be a sequence of paths, not one string")
     if not paths:
         raise ConfigError("no attestations: give at least one envelope to put in the kit")
-    entries: list[tuple[str, Path]] = []
-    for raw in paths:
-        path = Path(raw)
-        _check_name(path.name, "attestation")
-        # A cheap sanity check: the verifier on the other side does the real work.
-        data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="attestation")
-        if not isinstance(loads_strict(data, what=f"attestation {path}"), dict):
-            raise InputError(f"attestation {path}: expected a JSON object (a DSSE envelope)")
-        entries.append((path.name, path))
-    _unique(entries, "attestations")
-    return entries
+    read = [_read_input(Path(raw)) for raw in paths]
+    _unique([(item.name, item.path) for item in read], "attestations")
+    envelopes = [item for item in read if not item.bundle]
+    by_stem: dict[str, list[_Input]] = {}
+    for envelope in envelopes:
+        by_stem.setdefault(bundle_stem(envelope.name), []).append(envelope)
+    grouped: dict[str, list[_Input]] = {envelope.name: [] for envelope in envelopes}
+    plan: dict[str, _Attestation | None] = {item.name: None for item in read}
+    for item in read:
+        if not item.bundle:
+            continue
+        owner = _bundle_owner(item, by_stem)
+        if owner is None:
+            plan[item.name] = _Attestation(item.name, item.path, True, (), item.keyless)
+        else:
+            grouped[owner.name].append(item)
+    limit = DEFAULT_LIMITS.max_signatures
+    for envelope in envelopes:
+        bundles = tuple(grouped[envelope.name])
+        if len(bundles) > limit:
+            raise InputError(
+                f"attestation {envelope.path}: {len(bundles)} bundles go with it; "
+                f"dssesign verify takes at most {limit} bundles per envelope"
+            )
+        keyless = any(bundle.keyless for bundle in bundles)
+        plan[envelope.name] = _Attestation(envelope.name, envelope.path, False, bundles, keyless)
+    return [entry for entry in plan.values() if entry is not None]
+
+
+def _read_input(path: Path) -> _Input:
+    _check_name(path.name, "attestation")
+    # A cheap sanity check: the verifier on the other side does the real work.
+    data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="attestation")
+    document = loads_strict(data, what=f"attestation {path}")
+    if not isinstance(document, dict):
+        raise InputError(
+            f"attestation {path}: expected a JSON object (a DSSE envelope or a Sigstore bundle)"
+        )
+    if not is_bundle_document(document):
+        return _Input(path.name, path, bundle=False, keyless=False)
+    try:
+        parsed = parse_bundle(data)
+    except VerificationError as exc:
+        raise InputError(f"bundle {path}: {exc.code}: {exc}") from None
+    return _Input(path.name, path, bundle=True, keyless=not parsed.keyed)
+
+
+def _bundle_owner(bundle: _Input, by_stem: Mapping[str, list[_Input]]) -> _Input | None:
+    """The envelope a bundle goes with, by name; None: verified alone."""
+    if not bundle.name.endswith(BUNDLE_SUFFIX):
+        return None
+    base = bundle.name[: -len(BUNDLE_SUFFIX)]
+    if base in by_stem:
+        raise InputError(
+            f"bundle {bundle.path}: its name does not say whether it goes with "
+            f"{by_stem[base][0].path} or stands alone; rename it {base}.<tag>{BUNDLE_SUFFIX} "
+            "to verify it with that envelope, or to another name to verify it alone"
+        )
+    stem, dot, tag = base.rpartition(".")
+    owners = by_stem.get(stem, []) if dot and tag else []
+    if len(owners) > 1:
+        shown = " and ".join(str(owner.path) for owner in owners)
+        raise InputError(
+            f"bundle {bundle.path}: {shown} both have the bundle stem {stem!r}; "
+            "rename one so each envelope's bundles are unambiguous"
+        )
+    return owners[0] if owners else None
 
 
 def _plan_artifacts(directory: Path) -> list[tuple[str, Path]]:
@@ -368,8 +489,9 @@ def _assemble(
     out: Path,
     *,
     trust_root: _TrustRootInput,
-    attestations: list[tuple[str, Path]],
+    attestations: list[_Attestation],
     artifacts: list[tuple[str, Path]],
+    extras: tuple[str, ...],
     source: WheelSource,
     say: Progress,
 ) -> KitManifest:
@@ -379,7 +501,7 @@ def _assemble(
     wheel_dir.mkdir()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dssesign-kit-") as work:
-        wheels = _gather_wheels(wheel_dir, source, Path(work), say)
+        wheels = _gather_wheels(wheel_dir, source, Path(work), say, extras=extras)
     say(f"gathered {len(wheels.wheels) + 1} wheels in {time.monotonic() - started:.1f}s")
     for path in sorted(wheel_dir.iterdir()):
         rel = f"{WHEELS_DIR}/{path.name}"
@@ -387,13 +509,29 @@ def _assemble(
 
     trust_root_name = SIGNED_TRUST_ROOT_FILE if trust_root.signed else TRUST_ROOT_FILE
     files[trust_root_name] = _write(staging, trust_root_name, trust_root.data)
-    for subdir, entries in ((ATTESTATIONS_DIR, attestations), (ARTIFACTS_DIR, artifacts)):
+    attestation_entries = [(a.name, a.path) for a in attestations]
+    for subdir, entries in ((ATTESTATIONS_DIR, attestation_entries), (ARTIFACTS_DIR, artifacts)):
         if not entries:
             continue
         (staging / subdir).mkdir()
         for name, path in entries:
             rel = f"{subdir}/{name}"
             files[rel] = _copy(path, staging, rel)
+    bundle_map: list[tuple[str, tuple[str, ...]]] = []
+    for attestation in attestations:
+        if attestation.lone_bundle:
+            say(f"{attestation.name}: a Sigstore bundle without its envelope, verified alone")
+        if not attestation.bundles:
+            continue
+        group = f"{BUNDLES_DIR}/{attestation.name}"
+        (staging / group).mkdir(parents=True)
+        stored = []
+        for bundle in attestation.bundles:
+            rel = f"{group}/{bundle.name}"
+            files[rel] = _copy(bundle.path, staging, rel)
+            stored.append(rel)
+        bundle_map.append((f"{ATTESTATIONS_DIR}/{attestation.name}", tuple(stored)))
+        say(f"{attestation.name}: verified with {len(stored)} bundle(s)")
 
     pins: dict[tuple[str, str], list[str]] = {}
     for wheel in wheels.wheels:
@@ -427,8 +565,10 @@ def _assemble(
         platform=sysconfig.get_platform(),
         trust_root=trust_root_name,
         trust_root_signed=trust_root.signed,
-        attestations=tuple(f"{ATTESTATIONS_DIR}/{name}" for name, _ in attestations),
+        attestations=tuple(f"{ATTESTATIONS_DIR}/{a.name}" for a in attestations),
         artifacts=tuple(f"{ARTIFACTS_DIR}/{name}" for name, _ in artifacts),
+        bundles=tuple(bundle_map),
+        extras=extras,
         wheels=tuple(f"{WHEELS_DIR}/{w.filename}" for w in wheels.wheels),
         installer=installer,
         files=listed,
@@ -551,7 +691,9 @@ def _parse_wheel(filename: str) -> _Wheel:
     return _Wheel(filename, _normalize(parts[0]), parts[1])
 
 
-def _gather_wheels(dest: Path, source: WheelSource, work: Path, say: Progress) -> _WheelSet:
+def _gather_wheels(
+    dest: Path, source: WheelSource, work: Path, say: Progress, *, extras: tuple[str, ...] = ()
+) -> _WheelSet:
     if importlib.util.find_spec("pip") is None:
         raise ConfigError(f"pip is not installed in {sys.executable}; it is needed to build a kit")
     local_dirs = [Path(p) for p in source.find_links]
@@ -577,10 +719,15 @@ def _gather_wheels(dest: Path, source: WheelSource, work: Path, say: Progress) -
     pip_version = _installed_version("pip")
     installer_req = f"pip=={pip_version}" if pip_version else "pip"
     constraints = work / "constraints.txt"
-    constraints.write_text("".join(f"{pin}\n" for pin in _environment_pins()))
-    say("resolving dssesign's runtime dependencies")
+    constraints.write_text("".join(f"{pin}\n" for pin in _environment_pins(extras)))
+    # With extras the built wheel is named by URL, so pip resolves the extras' dependencies.
+    own_requirement = (
+        f"dssesign[{','.join(extras)}] @ {own.resolve().as_uri()}" if extras else str(own)
+    )
+    shown = f" and the {', '.join(extras)} extra's" if extras else ""
+    say(f"resolving dssesign's runtime dependencies{shown}")
     # pip's own wheel comes along: it is the installer on the receiving side.
-    requirements = [str(own), installer_req]
+    requirements = [own_requirement, installer_req]
     _pip_offline_first(
         ["wheel", "--wheel-dir", str(dest), "--constraint", str(constraints), *requirements],
         source,
@@ -595,7 +742,7 @@ def _gather_wheels(dest: Path, source: WheelSource, work: Path, say: Progress) -
             _add_wheels_for(
                 version,
                 dest,
-                requirements=[str(own)],
+                requirements=[own_requirement],
                 constraints=constraints,
                 source=source,
                 local_dirs=local_dirs,
@@ -615,6 +762,9 @@ def _gather_wheels(dest: Path, source: WheelSource, work: Path, say: Progress) -
             )
     if "dssesign" not in version_of or "pip" not in version_of:
         raise ConfigError("pip did not produce the dssesign and pip wheels")
+    missing = [name for name in _extra_requirement_names(own, extras) if name not in version_of]
+    if missing:
+        raise ConfigError(f"pip did not produce wheels for {', '.join(missing)} (dssesign extras)")
     if cache is not None:
         _fill_cache(dest, cache, exclude=("dssesign",))
     return _WheelSet(
@@ -712,8 +862,11 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _environment_pins() -> list[str]:
-    """`name==version` for dssesign's dependency closure as installed here (and pip)."""
+def _environment_pins(extras: Sequence[str] = ()) -> list[str]:
+    """`name==version` for dssesign's dependency closure as installed here (and pip), through
+    the requirements of the given dssesign extras too, so the kit runs this environment's
+    versions. Below dssesign, every requirement is followed whatever its marker: an extra pin
+    on an unused package is harmless, a missing one lets pip pick another version."""
     installed: dict[str, importlib.metadata.Distribution] = {}
     for dist in importlib.metadata.distributions():  # in sys.path order: first one wins
         name = dist.metadata["Name"]
@@ -728,8 +881,9 @@ def _environment_pins() -> list[str]:
             continue
         seen.add(key)
         dist = installed[key]
-        # Names only, markers and extras ignored: an extra pin on an unused package is harmless.
         for requirement in dist.requires or ():
+            if key == "dssesign" and not _wanted_by(requirement, extras):
+                continue
             match = _REQUIREMENT_NAME.match(requirement)
             if match:
                 wanted.append(_normalize(match.group(1)))
@@ -741,6 +895,38 @@ def _environment_pins() -> list[str]:
         if _PEP440.fullmatch(dist.version or ""):
             pins.append(f"{key}=={dist.version}")
     return sorted(pins)
+
+
+_EXTRA_MARKER = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+
+
+def _wanted_by(requirement: str, extras: Sequence[str]) -> bool:
+    """A base requirement of dssesign, or one of a requested extra's."""
+    marker = requirement.partition(";")[2]
+    named = {_normalize(m) for m in _EXTRA_MARKER.findall(marker)}
+    return not named or bool(named & {_normalize(e) for e in extras})
+
+
+def _extra_requirement_names(wheel: Path, extras: Sequence[str]) -> list[str]:
+    """Distribution names the dssesign wheel requires for `extras` (read from its METADATA)."""
+    if not extras:
+        return []
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            text = archive.read(metadata).decode("utf-8")
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{wheel}: cannot read the wheel's metadata: {exc}") from None
+    names = []
+    for line in text.splitlines():
+        if not line.startswith("Requires-Dist:"):
+            continue
+        requirement = line.removeprefix("Requires-Dist:").strip()
+        match = _REQUIREMENT_NAME.match(requirement)
+        marker = requirement.partition(";")[2]
+        if match and _EXTRA_MARKER.search(marker) and _wanted_by(requirement, extras):
+            names.append(_normalize(match.group(1)))
+    return names
 
 
 def _pip_offline_first(
@@ -824,14 +1010,16 @@ Then run (needs bash and Python 3.11 or later; no network):
 
 It checks every file against SHA256SUMS, installs dssesign from wheels/ into a temporary
 virtual environment (no package index is contacted), and runs `dssesign verify` against
-trust-root.json for every file in attestations/ (with every file in artifacts/ given as
---artifact). Exit status: 0 all verified, 1 at least one attestation failed, 2 the kit or
-the machine is not usable. MANIFEST.json describes the kit.
+trust-root.json for every file in attestations/ (a DSSE envelope, or a Sigstore bundle
+verified alone), together with the Sigstore bundles in bundles/NAME/ for attestations/NAME
+and with every file in artifacts/ given as --artifact. Exit status: 0 all verified, 1 at
+least one attestation failed, 2 the kit or the machine is not usable. MANIFEST.json describes
+the kit.
 """
 
 _VERIFY_SH = r"""#!/usr/bin/env bash
 # dssesign offline verification kit: checks SHA256SUMS, installs dssesign from wheels/ into a
-# temporary venv (no index), and verifies every attestation against the kit's trust root.
+# temporary venv (no index), verifies every attestation and its bundles against the trust root.
 # Usage: ./verify.sh [-v|--verbose] [--python PYTHON] [--root-keyid HEX ...] [--root-threshold N]
 #   --root-keyid HEX    a root keyid you pinned (repeat); required if the trust root is signed
 #   --root-threshold N  how many pinned root keys must have signed it (default: all)
@@ -912,6 +1100,18 @@ shopt -s nullglob
 attestations=(attestations/*)
 artifacts=(artifacts/*)
 [ ${#attestations[@]} -gt 0 ] || die "the kit holds no attestations"
+for attestation in "${attestations[@]}"; do
+  [ -f "$attestation" ] || die "$attestation is not a file"
+done
+# bundles/NAME/ holds the Sigstore bundles verified together with attestations/NAME.
+for group in bundles/*; do
+  [ -d "$group" ] && [ -f "attestations/${group#bundles/}" ] ||
+    die "$group: bundles must be in bundles/NAME/ for an attestation attestations/NAME"
+  for bundle in "$group"/*; do
+    [ -f "$bundle" ] || die "$bundle is not a file"
+  done
+done
+bundle_files=(bundles/*/*)
 case $root_threshold in
   *[!0-9]*) die "--root-threshold must be a number" ;;
 esac
@@ -1028,8 +1228,8 @@ artifact_args=()
 for artifact in ${artifacts[@]+"${artifacts[@]}"}; do
   artifact_args+=(--artifact "$artifact")
 done
-printf 'verifying %d attestation(s) with %s (Python %s), %d artifact(s)\n' \
-  "${#attestations[@]}" "$installed" "$version" "${#artifacts[@]}" >&2
+printf 'verifying %d attestation(s) and %d bundle(s) with %s (Python %s), %d artifact(s)\n' \
+  "${#attestations[@]}" "${#bundle_files[@]}" "$installed" "$version" "${#artifacts[@]}" >&2
 
 summarize='
 import json, sys
@@ -1047,18 +1247,23 @@ print(" ".join(text.split())[:400])
 passed=0
 failed=0
 for attestation in "${attestations[@]}"; do
+  bundles=()
+  group=bundles/${attestation#attestations/}
+  [ ! -d "$group" ] || bundles=("$group"/*)
+  label=$attestation
+  [ ${#bundles[@]} -eq 0 ] || label="$attestation + ${#bundles[@]} bundle(s)"
   status=0
   "$venv_python" -I -m dssesign verify --json --trust-root "$trust_root" \
-    ${artifact_args[@]+"${artifact_args[@]}"} "$attestation" \
+    ${artifact_args[@]+"${artifact_args[@]}"} "$attestation" ${bundles[@]+"${bundles[@]}"} \
     >"$work/out" 2>"$work/err" || status=$?
   detail=$("$venv_python" -I -c "$summarize" "$work/out" "$work/err" 2>/dev/null) || detail=""
   if [ "$status" -eq 0 ]; then
     passed=$((passed + 1))
-    printf 'PASS  %s%s\n' "$attestation" "${detail:+  $detail}"
+    printf 'PASS  %s%s\n' "$label" "${detail:+  $detail}"
   else
     failed=$((failed + 1))
     [ "$status" -eq 1 ] || detail="(exit $status) $detail"
-    printf 'FAIL  %s%s\n' "$attestation" "${detail:+  $detail}"
+    printf 'FAIL  %s%s\n' "$label" "${detail:+  $detail}"
   fi
   if [ "$verbose" -eq 1 ]; then
     sed -e 's/^/    /' "$work/out" "$work/err"

@@ -8,7 +8,9 @@ address where nothing listens and no config files or find-links.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -20,9 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from dssesign import cli
+from dssesign.bundles import bundle_stem, bundles_for, write_bundles
 from dssesign.dsse import Envelope
 from dssesign.errors import ConfigError, DssesignError, InputError
 from dssesign.kit import KIT_MEDIA_TYPE, KitManifest, WheelSource, build_kit
+from dssesign.limits import DEFAULT_LIMITS
 from dssesign.multisign import MultiProfileSigner
 from dssesign.statement import (
     PAYLOAD_TYPE,
@@ -39,11 +44,19 @@ from dssesign.trustroot import (
 )
 
 from ..conftest import FIXTURES, signer_for
+from ..sigstore_instance import (
+    SigstoreInstance,
+    sigstore_instance,  # noqa: F401 - the session fixture `sigstore_instance`
+)
+from .test_cli import PROVENANCE, assert_one_line_error, dssesign
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = FIXTURES / "artifacts" / "hello-1.0.tar.gz"
 PREDICATE_TYPE = "https://example.com/dssesign/offline-kit-test/v1"
 DEAD_INDEX = "http://127.0.0.1:9/simple"  # the discard port: nothing answers
+#: Distributions only the `sigstore` extra brings in: never in a kit for a keyed trust root.
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+SIGSTORE_ONLY = {"sigstore", "sigstore-models", "sigstore-rekor-types", "pydantic", "tuf", "id"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Inputs:
     signed_trust_root: Path
     root_keyid: str
     badly_signed_trust_root: Path
+    #: Keyed Sigstore bundles of good[0]'s two signatures, named as --bundle-dir names them.
+    keyed_bundles: tuple[Path, ...]
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
         path.write_bytes(envelope.to_json())
         good.append(path)
 
+    bundle_dir = base / "bundles"
+    bundle_dir.mkdir()
+    first = Envelope.from_json(good[0].read_bytes())
+    keyed_bundles = write_bundles(
+        bundle_dir, bundles_for(first, signers, bundle_stem(good[0].name))
+    )
+
     # Same signatures, different payload: what an attacker editing the Statement produces.
     signed = Envelope.from_json(good[0].read_bytes())
     forged = build_statement([subject], PREDICATE_TYPE, {"run": 1, "reviewed": True})
@@ -117,6 +139,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
         signed_trust_root,
         root_signer.keyid,
         badly_signed_trust_root,
+        tuple(keyed_bundles),
     )
 
 
@@ -320,15 +343,19 @@ def test_tampered_attestation_fails_and_rebuild_needs_no_index(
     second = build_kit(
         inputs.trust_root,
         tmp_path / "kit",
-        [inputs.good[0], inputs.tampered],
+        [inputs.good[0], *inputs.keyed_bundles, inputs.tampered],
         inputs.artifacts,
         wheel_source=offline,
     )
+    # Keyed bundles need no sigstore-python: the same wheels as a kit without bundles.
+    assert second.extras == ()
     assert {Path(w).name for w in second.wheels} == {Path(w).name for w in kit.wheels}
 
     run = run_verify(second.out_dir, cwd=tmp_path)
     assert run.code == 1, run
-    assert run.lines[0].split()[:2] == ["PASS", "attestations/build-1.intoto.json"], run
+    # The envelope is verified together with the bundles of its two signatures.
+    assert run.lines[0].startswith("PASS  attestations/build-1.intoto.json + 2 bundle(s)  "), run
+    assert "and 2 bundle(s)" in run.err
     assert run.lines[1].startswith(
         "FAIL  attestations/tampered.intoto.json  NO_VALID_SIGNATURE:"
     ), run
@@ -536,3 +563,257 @@ def test_bad_inputs_are_refused(
         build_kit(trust_root, tmp_path / "kit", attestations, artifacts)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "kit").exists()
+
+
+# --- Sigstore bundles ------------------------------------------------------------------------
+
+
+def wheel_names(manifest: KitManifest) -> set[str]:
+    """Normalized distribution names of the wheels a kit installs."""
+    return {Path(w).name.split("-")[0].lower().replace("_", "-") for w in manifest.wheels}
+
+
+def wheels_size(manifest: KitManifest) -> int:
+    return sum(f.size for f in manifest.files if f.path.startswith("wheels/"))
+
+
+def test_keyed_kit_has_no_sigstore_wheels(kit: KitManifest) -> None:
+    assert kit.extras == ()
+    assert not wheel_names(kit) & SIGSTORE_ONLY, sorted(wheel_names(kit))
+    assert "sigstore" not in (kit.out_dir / "requirements.txt").read_text()
+    print(f"keyed kit: {len(kit.wheels)} wheels, {wheels_size(kit) / 1e6:.1f} MB")
+
+
+def test_keyed_bundles_are_stored_with_their_envelope(
+    inputs: Inputs, kit: KitManifest, tmp_path: Path
+) -> None:
+    manifest = build_kit(
+        inputs.trust_root,
+        tmp_path / "kit",
+        [*inputs.keyed_bundles, inputs.good[0], inputs.good[1]],
+        inputs.artifacts,
+        wheel_source=reuse_wheels(kit),
+    )
+    # Keyed bundles need no sigstore-python: the kit stays as small as a plain one.
+    assert manifest.extras == ()
+    assert {Path(w).name for w in manifest.wheels} == {Path(w).name for w in kit.wheels}
+    group = "bundles/build-1.intoto.json"
+    stored = tuple(f"{group}/{p.name}" for p in inputs.keyed_bundles)
+    assert manifest.attestations == (
+        "attestations/build-1.intoto.json",
+        "attestations/build-2.intoto.json",
+    )
+    assert manifest.bundles == (("attestations/build-1.intoto.json", stored),)
+    listed = (manifest.out_dir / "SHA256SUMS").read_text()
+    for rel, source in zip(stored, inputs.keyed_bundles, strict=True):
+        assert (manifest.out_dir / rel).read_bytes() == source.read_bytes()
+        assert f"  {rel}\n" in listed
+    assert json.loads((manifest.out_dir / "MANIFEST.json").read_text())["bundles"] == {
+        "attestations/build-1.intoto.json": list(stored)
+    }
+
+    # verify.sh runs it in test_tampered_attestation_fails_and_rebuild_needs_no_index. Here: a
+    # bundle directory with no attestation of that name is refused before anything runs.
+    (manifest.out_dir / "attestations/build-1.intoto.json").rename(
+        manifest.out_dir / "attestations/renamed.json"
+    )
+    rewrite_sums(manifest.out_dir)
+    with open(manifest.out_dir / "SHA256SUMS", "a") as sums:
+        digest = hashlib.sha256(inputs.good[0].read_bytes()).hexdigest()
+        sums.write(f"{digest}  attestations/renamed.json\n")
+    orphan = run_verify(manifest.out_dir, tmp_path)
+    assert orphan.code == 2 and orphan.out == "", orphan
+    assert "bundles/build-1.intoto.json: bundles must be in bundles/NAME/" in orphan.err
+
+
+def _bundle_case(inputs: Inputs, tmp_path: Path, case: str) -> list[Path]:
+    bundle = inputs.keyed_bundles[0]
+    if case == "bundle-name-without-tag":
+        untagged = tmp_path / "build-1.intoto.sigstore.json"
+        shutil.copyfile(bundle, untagged)
+        return [inputs.good[0], untagged]
+    if case == "two-envelopes-one-stem":
+        twin = tmp_path / "build-1.intoto.dsse.json"
+        shutil.copyfile(inputs.good[0], twin)
+        return [inputs.good[0], twin, bundle]
+    if case == "malformed-bundle":
+        document = json.loads(bundle.read_bytes())
+        document["verificationMaterial"]["surprise"] = True
+        broken = tmp_path / bundle.name
+        broken.write_text(json.dumps(document))
+        return [inputs.good[0], broken]
+    assert case == "too-many-bundles"
+    copies = []
+    for index in range(DEFAULT_LIMITS.max_signatures + 1):
+        copy = tmp_path / f"build-1.intoto.copy{index}.sigstore.json"
+        shutil.copyfile(bundle, copy)
+        copies.append(copy)
+    return [inputs.good[0], *copies]
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("bundle-name-without-tag", "does not say whether it goes with"),
+        ("two-envelopes-one-stem", "both have the bundle stem 'build-1.intoto'"),
+        ("malformed-bundle", "BUNDLE_MALFORMED"),
+        ("too-many-bundles", "at most 64 bundles per envelope"),
+    ],
+)
+def test_ambiguous_or_bad_bundles_are_refused(
+    inputs: Inputs, tmp_path: Path, case: str, match: str
+) -> None:
+    attestations = _bundle_case(inputs, tmp_path, case)
+    with pytest.raises(InputError, match=match) as caught:
+        build_kit(inputs.trust_root, tmp_path / "kit", attestations)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "kit").exists()
+
+
+def test_cli_refuses_an_ambiguous_bundle_in_one_line(inputs: Inputs, tmp_path: Path) -> None:
+    attestations = _bundle_case(inputs, tmp_path, "bundle-name-without-tag")
+    run = dssesign(
+        "kit", "build", "--trust-root", inputs.trust_root, "--out", tmp_path / "kit", *attestations
+    )
+    assert_one_line_error(run, "build-1.intoto.sigstore.json", "rename it")
+    assert not (tmp_path / "kit").exists()
+
+
+@dataclass(frozen=True)
+class SigstoreKit:
+    manifest: KitManifest
+    #: The envelope signed keyless + with a software key, and its two bundles.
+    envelope: Path
+    bundles: tuple[Path, ...]
+    #: A keyless bundle given without its envelope.
+    lone: Path
+
+
+def _trust_root_cli(path: Path, instance: SigstoreInstance, public_key: Path) -> None:
+    """Keyed + keyless: provenance needs the key and the identity, other types either one."""
+    steps: list[list[str]] = [
+        ["init", "--out", str(path), "--force"],
+        ["add-key", str(path), "--public-key", str(public_key)],
+        ["set-sigstore-root", str(path), "--trusted-root", str(instance.trusted_root_path)],
+        ["add-identity", str(path), "--issuer", instance.issuer, "--subject", instance.subject],
+        ["set-policy", str(path), "--threshold", "1"],
+        ["set-policy", str(path), "--threshold", "2", "--for-type", SLSA_PROVENANCE],
+    ]
+    for step in steps:
+        assert cli.main(["trust-root", *step]) == 0, step
+
+
+@pytest.fixture(scope="module")
+def sigstore_kit(
+    inputs: Inputs,
+    wheel_cache: Path,
+    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SigstoreKit:
+    """A kit with a keyless + keyed envelope and its bundles, and a lone keyless bundle, signed
+    against the local Sigstore instance; its wheels carry the sigstore extra."""
+    base = tmp_path_factory.mktemp("sigstore-kit")
+    run = dssesign("keygen", "--algorithm", "ed25519", "--out", base / "k")
+    assert run.code == 0, run
+    artifact = inputs.artifacts / ARTIFACT.name
+    env = sigstore_instance.env()
+    run = dssesign(
+        *("attest", "--subject", artifact, "--predicate", PROVENANCE, "--type", "slsaprovenance1"),
+        *("--key", "keyless", "--key", base / "k.key"),
+        *("--out", base / "release.json", "--bundle-dir", base / "bundles"),
+        env=env,
+    )
+    assert run.code == 0, run
+    predicate = base / "predicate.json"
+    predicate.write_text('{"run": 3}')
+    run = dssesign(
+        *("attest", "--subject", artifact, "--predicate", predicate, "--type", PREDICATE_TYPE),
+        *("--key", "keyless", "--out", base / "lone.json", "--bundle-dir", base / "lone"),
+        env=env,
+    )
+    assert run.code == 0, run
+    trust_root = base / "trust-root.json"
+    _trust_root_cli(trust_root, sigstore_instance, base / "k.pub")
+
+    bundles = tuple(sorted((base / "bundles").iterdir()))
+    (lone,) = (base / "lone").iterdir()
+    started = time.monotonic()
+    try:
+        manifest = build_kit(
+            trust_root,
+            base / "kit",
+            [base / "release.json", *bundles, lone],
+            inputs.artifacts,
+            wheel_source=WheelSource(cache_dir=wheel_cache),
+        )
+    except DssesignError as exc:
+        pytest.fail(f"building the sigstore kit's wheel set failed: {exc}", pytrace=False)
+    print(f"sigstore kit built in {time.monotonic() - started:.1f}s")
+    return SigstoreKit(manifest, base / "release.json", bundles, lone)
+
+
+def test_sigstore_kit_carries_bundles_and_the_sigstore_closure(sigstore_kit: SigstoreKit) -> None:
+    manifest = sigstore_kit.manifest
+    out = manifest.out_dir
+    assert manifest.extras == ("sigstore",)
+    assert manifest.attestations == (
+        "attestations/release.json",
+        "attestations/lone.keyless-1.sigstore.json",
+    )
+    stored = tuple(f"bundles/release.json/{p.name}" for p in sigstore_kit.bundles)
+    assert manifest.bundles == (("attestations/release.json", stored),)
+    assert any(name.endswith(".keyless-1.sigstore.json") for name in stored)
+    for rel, source in zip(stored, sigstore_kit.bundles, strict=True):
+        assert (out / rel).read_bytes() == source.read_bytes()
+    assert (out / "attestations/lone.keyless-1.sigstore.json").read_bytes() == (
+        sigstore_kit.lone.read_bytes()
+    )
+    sums = (out / "SHA256SUMS").read_text()
+    assert all(f"  {rel}\n" in sums for rel in stored)
+
+    # The sigstore extra's whole closure, at the versions installed here.
+    names = wheel_names(manifest)
+    assert names >= SIGSTORE_ONLY, sorted(names)
+    for wheel in manifest.wheels:
+        name, version = Path(wheel).name.split("-")[:2]
+        if name != "dssesign":
+            assert importlib.metadata.version(name) == version, wheel
+    requirements = (out / "requirements.txt").read_text()
+    assert f"\nsigstore=={importlib.metadata.version('sigstore')} --hash=sha256:" in requirements
+    print(f"sigstore kit: {len(manifest.wheels)} wheels, {wheels_size(manifest) / 1e6:.1f} MB")
+
+
+def test_sigstore_kit_verifies_offline_and_rejects_a_tampered_bundle(
+    sigstore_kit: SigstoreKit, tmp_path: Path
+) -> None:
+    manifest = sigstore_kit.manifest
+    run = run_verify(manifest.out_dir, tmp_path)
+    assert run.code == 0, run
+    assert [line.split("  ")[:2][0] for line in run.lines[:2]] == ["PASS", "PASS"], run
+    assert run.lines[0].startswith("PASS  attestations/lone.keyless-1.sigstore.json  "), run
+    assert run.lines[1].startswith("PASS  attestations/release.json + 2 bundle(s)  "), run
+    assert run.lines[-1] == "OK: 2 of 2 attestation(s) verified against trust-root.json", run
+    assert "Traceback" not in run.err
+
+    # The keyless bundle's payload edited: SHA256SUMS catches it first...
+    moved = copy_kit(manifest, tmp_path / "tampered")
+    (keyless,) = (moved / "bundles/release.json").glob("*.keyless-1.sigstore.json")
+    bundle = json.loads(keyless.read_bytes())
+    payload = base64.b64decode(bundle["dsseEnvelope"]["payload"])
+    forged = payload.replace(b"hello-1.0", b"hello-6.6")
+    assert forged != payload
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(forged).decode()
+    keyless.write_text(json.dumps(bundle))
+    damaged = run_verify(moved, tmp_path)
+    assert damaged.code == 2 and damaged.out == "", damaged
+    assert "SHA256SUMS check failed" in damaged.err
+
+    # ...and with the sums redone, the verifier refuses it; the lone bundle still passes.
+    rewrite_sums(moved)
+    run = run_verify(moved, tmp_path)
+    assert run.code == 1, run
+    assert run.lines[0].startswith("PASS  attestations/lone.keyless-1.sigstore.json"), run
+    assert run.lines[1].startswith(
+        "FAIL  attestations/release.json + 2 bundle(s)  BUNDLE_PAYLOAD_MISMATCH:"
+    ), run
+    assert run.lines[-1].startswith("FAILED: 1 of 2 attestation(s)"), run
