@@ -1042,6 +1042,8 @@ def _verify_bundle_alone(
 
 
 def _sequence_arg(value: object, name: str) -> tuple[object, ...]:
+    if type(value) is tuple:  # the common case, without the ABC checks below
+        return value
     if isinstance(value, str | bytes | os.PathLike) or not isinstance(value, Sequence):
         raise _Stop(Code.INVALID_ARGUMENT, f"{name}: expected a sequence of values")
     return tuple(value)

@@ -180,9 +180,15 @@ def test_keyless_and_keyed_bundles_side_by_side(
         out,
         "--bundle-dir",
         tmp_path / "b",
+        "--audit-log",
+        tmp_path / "audit.jsonl",
     )
     assert run.code == 0, run
     assert token not in run.out + run.err
+    # The signing record names the keyless signer, never its token (nor any piece of it).
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert '"keyless"' in audit
+    assert all(part not in audit for part in token.split("."))
     envelope = Envelope.from_json(out.read_bytes())
     assert [s.keyid for s in envelope.signatures] == ["", _pub(keys["ed25519"]).keyid]
     key = _pub(keys["ed25519"])
