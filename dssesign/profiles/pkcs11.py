@@ -586,14 +586,19 @@ class SessionPool:
         self.token_label = token_label
         self._pin = pin
         self.size = size
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards opening, counting and resetting sessions
         self._idle: deque[_Pooled] = deque()  # FIFO: every session takes its turn
+        #: Released when a session comes back while threads wait (held: nothing to announce).
+        self._signal = threading.Lock()
+        self._signal.acquire()
         self._open = 0
         self._generation = 0
         self._token: Any = None
         self._login: Any = None
         self._waiting = 0
         self._pkcs11 = _p11()
+        #: The module takes one call at a time: every operation holds its lock.
+        self._serialized = not module.concurrent
         #: How many times the pool was re-opened after a lost session.
         self.reopened = 0
 
@@ -626,48 +631,67 @@ class SessionPool:
 
     def acquire(self) -> _Pooled:
         """A session (and its key object) for one operation; waits while all are busy."""
+        idle = self._idle
         try:
-            return self._idle.popleft()  # the fast path: deque.popleft is atomic
+            return idle.popleft()  # the fast path: deque.popleft is atomic
         except IndexError:
             pass
         with self._cond:
+            self._waiting += 1
+        try:
             while True:
                 try:
-                    return self._idle.popleft()
+                    pooled = idle.popleft()
                 except IndexError:
-                    pass
-                if self._open < self.size:
-                    break
-                self._waiting += 1
-                try:
-                    # Bounded wait: a release's notify can race the fast path's append.
-                    self._cond.wait(0.05)
-                finally:
-                    self._waiting -= 1
-            # Sessions are opened under the lock: rare, and never concurrent with a reset.
-            self._open += 1
-            try:
-                self._ensure_login()
-                return self._new(self._generation)
-            except BaseException:
-                self._open -= 1
-                self._cond.notify()
-                raise
+                    if self._open < self.size:
+                        with self._cond:
+                            if self._open < self.size:
+                                pooled = self._open_one()
+                                break
+                        continue
+                    # Waits in C with the GIL released, so a wake-up that finds the session
+                    # already taken again (releasers may take their session straight back)
+                    # costs the signing threads next to nothing. Bounded: wake-ups coalesce.
+                    self._signal.acquire(timeout=0.05)
+                    continue
+                break
+        finally:
+            with self._cond:
+                self._waiting -= 1
+        if self._waiting and (idle or self._open < self.size):
+            self._wake()  # more to hand out: pass the wake-up on
+        return pooled
+
+    def _open_one(self) -> _Pooled:
+        """Open one more session (the caller holds the lock: never concurrent with a reset)."""
+        self._open += 1
+        try:
+            self._ensure_login()
+            return self._new(self._generation)
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+
+    def _wake(self) -> None:
+        """Wake one waiting thread; at most one wake-up is pending at a time."""
+        try:  # noqa: SIM105 - contextlib.suppress costs a context manager on a hot path
+            self._signal.release()
+        except RuntimeError:
+            pass  # one is pending already
 
     def release(self, pooled: _Pooled, *, lost: bool = False) -> None:
         """Give a session back; `lost` when the token said its handle is gone."""
         if not lost and pooled.generation == self._generation:
             self._idle.append(pooled)
-            if self._waiting:
-                with self._cond:
-                    self._cond.notify()
-            return
-        with self._cond:
-            self._open -= 1
-            self._cond.notify()
-            if not lost:
-                # It just worked, so the handle is still this session's: safe to close.
-                _close_quietly(self.module, pooled.session)
+        else:
+            with self._cond:
+                self._open -= 1
+                if not lost:
+                    # It just worked, so the handle is still this session's: safe to close.
+                    _close_quietly(self.module, pooled.session)
+        if self._waiting:
+            self._wake()
 
     def reset(self, failed_generation: int) -> None:
         """Forget every session of the failed generation; the next acquire opens fresh ones.
@@ -684,13 +708,57 @@ class SessionPool:
                 self._idle.popleft()
                 self._open -= 1
             self._login, self._token = None, None
-            self._cond.notify_all()
+        self._wake()
 
     def run(self, operation: Callable[[Any, bytes], T], data: bytes) -> T:
-        """`operation(key, data)` on a pooled session; re-open and retry once if it was lost."""
+        """`operation(key, data)` on a pooled session; re-open and retry once if it was lost.
+
+        The hot path of every signature: an idle session, the operation, the session back. It
+        takes no lock (deque.popleft/append are atomic) and calls nothing it does not need, so
+        the time this thread holds the GIL stays close to python-pkcs11's own.
+        """
+        if self._serialized:
+            return self._run(operation, data)
+        idle = self._idle
+        try:
+            pooled = idle.popleft()
+        except IndexError:
+            return self._run(operation, data)  # all busy or none open yet: wait or open one
+        try:
+            result = operation(pooled.key, data)
+        except self._pkcs11.PKCS11Error as exc:
+            return self._run(operation, data, self._failed(pooled, exc))
+        except BaseException:
+            self.release(pooled)
+            raise
+        if pooled.generation == self._generation:
+            idle.append(pooled)
+            if self._waiting:
+                self._wake()
+        else:
+            self.release(pooled)
+        return result
+
+    def _failed(self, pooled: _Pooled, exc: BaseException) -> str:
+        """Give back a session whose operation failed; a lost session resets the pool.
+
+        Returns the reason to retry with; any other token error is a SigningError.
+        """
+        lost = _is_reconnect_error(exc)
+        self.release(pooled, lost=lost)
+        if not lost:
+            raise SigningError(
+                f"PKCS#11 token {self.token_label!r}: signing failed ({_ckr(exc)})"
+            ) from None
+        self.reset(pooled.generation)
+        return _ckr(exc)
+
+    def _run(self, operation: Callable[[Any, bytes], T], data: bytes, retry: str = "") -> T:
+        """The general path: waits for a session, opens one, serializes calls when the module
+        needs it; after a lost session (`retry` says why) only one more attempt is left."""
         pkcs11 = self._pkcs11
-        last = ""
-        for _attempt in range(2):
+        last = retry
+        for _attempt in range(1 if retry else 2):
             generation = self._generation
             try:
                 pooled = self.acquire()
@@ -710,20 +778,13 @@ class SessionPool:
                 self.reset(generation)
                 continue
             try:
-                if self.module.concurrent:
-                    result = operation(pooled.key, data)
-                else:
+                if self._serialized:
                     with self.module.lock:
                         result = operation(pooled.key, data)
+                else:
+                    result = operation(pooled.key, data)
             except pkcs11.PKCS11Error as exc:
-                lost = _is_reconnect_error(exc)
-                self.release(pooled, lost=lost)
-                if not lost:
-                    raise SigningError(
-                        f"PKCS#11 token {self.token_label!r}: signing failed ({_ckr(exc)})"
-                    ) from None
-                last = _ckr(exc)
-                self.reset(pooled.generation)
+                last = self._failed(pooled, exc)
                 continue
             except BaseException:
                 self.release(pooled)
@@ -905,6 +966,8 @@ class Pkcs11Signer:
             hash_new = hashlib.sha256 if algorithm is ECDSA_P256 else hashlib.sha384
             half = 32 if algorithm is ECDSA_P256 else 48
             mechanism = pkcs11.Mechanism.ECDSA
+            size = 2 * half
+            from_bytes = int.from_bytes  # big-endian is the default (3.11+)
 
             def raw_ecdsa(key: Any, digest: bytes) -> bytes:
                 signature: bytes = key.sign(digest, mechanism=mechanism)
@@ -912,11 +975,9 @@ class Pkcs11Signer:
 
             def sign_ecdsa(pool: SessionPool, data: bytes) -> bytes:
                 raw = pool.run(raw_ecdsa, hash_new(data).digest())
-                if len(raw) != 2 * half:
+                if len(raw) != size:
                     raise SigningError(f"PKCS#11 ECDSA returned {len(raw)} bytes, not r||s")
-                return encode_dss_signature(
-                    int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-                )
+                return encode_dss_signature(from_bytes(raw[:half]), from_bytes(raw[half:]))
 
             return sign_ecdsa
         if algorithm is ED25519:
