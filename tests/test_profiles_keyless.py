@@ -25,7 +25,7 @@ from dssesign.profiles.keyless import TOKEN_ENV, TRUST_CONFIG_ENV, KeylessSigner
 from dssesign.signer import SignerOptions, load_signer
 
 from .conftest import signer_for
-from .sigstore_instance import SigstoreInstance, sigstore_instance  # noqa: F401 - fixture
+from .sigstore_instance import SigstoreInstance
 
 IN_TOTO = "application/vnd.in-toto+json"
 
@@ -52,7 +52,7 @@ def load(instance: SigstoreInstance, token: str | None = None, **kwargs: object)
 
 
 @pytest.fixture(scope="module")
-def keyless(sigstore_instance: SigstoreInstance) -> KeylessSigner:  # noqa: F811
+def keyless(sigstore_instance: SigstoreInstance) -> KeylessSigner:
     return load(sigstore_instance)
 
 
@@ -68,7 +68,7 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_keyless_signature_verifies_with_the_ephemeral_key(
     keyless: KeylessSigner,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     message = pae(IN_TOTO, statement())
     signature = keyless.sign(message)
@@ -111,7 +111,7 @@ def test_bundle_carries_the_byte_identical_payload_certificate_and_tlog_entry(
 
 
 def test_one_certificate_serves_many_signatures(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     issued = sigstore_instance.server.fulcio.issued
     signer = load(sigstore_instance)
@@ -135,7 +135,7 @@ def test_bundle_for_an_unknown_signature_is_a_key_error(keyless: KeylessSigner) 
 )
 def test_other_payload_types_are_refused_before_anything_is_logged(
     keyless: KeylessSigner,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     payload_type: str,
 ) -> None:
     size = sigstore_instance.tlog.info()["treeSize"]
@@ -173,7 +173,7 @@ def test_parse_pae_inverts_pae() -> None:
 
 @pytest.mark.parametrize("fault", ["set", "checkpoint"])
 def test_a_log_answer_that_does_not_verify_is_never_emitted(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     fault: str,
 ) -> None:
     signer = load(sigstore_instance)
@@ -190,7 +190,7 @@ def test_a_log_answer_that_does_not_verify_is_never_emitted(
 
 
 def test_token_and_trust_config_from_the_environment(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = sigstore_instance.identity_token(subject="env@dssesign.test")
@@ -202,7 +202,7 @@ def test_token_and_trust_config_from_the_environment(
 
 
 def test_ambient_ci_credentials_are_used_when_no_token_is_given(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     monkeypatch: pytest.MonkeyPatch,
     no_env: None,
 ) -> None:
@@ -216,7 +216,7 @@ def test_ambient_ci_credentials_are_used_when_no_token_is_given(
 
 
 def test_no_token_anywhere_is_a_config_error_naming_the_sources(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     monkeypatch: pytest.MonkeyPatch,
     no_env: None,
 ) -> None:
@@ -241,7 +241,7 @@ def _bad_tokens(instance: SigstoreInstance) -> dict[str, tuple[str, type[Dssesig
 
 @pytest.mark.parametrize("case", ["malformed", "expired", "audience", "forged"])
 def test_bad_tokens_give_one_line_errors_without_the_token(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     caplog: pytest.LogCaptureFixture,
     case: str,
 ) -> None:
@@ -254,7 +254,7 @@ def test_bad_tokens_give_one_line_errors_without_the_token(
 
 
 def test_unreachable_fulcio_is_a_signing_error(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -272,7 +272,7 @@ def test_unreachable_fulcio_is_a_signing_error(
 
 
 def test_unreachable_rekor_is_a_signing_error_and_no_bundle_is_kept(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -291,7 +291,7 @@ def test_unreachable_rekor_is_a_signing_error_and_no_bundle_is_kept(
 
 
 def test_a_fulcio_that_never_answers_times_out(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -314,7 +314,7 @@ def test_a_fulcio_that_never_answers_times_out(
 
 
 def test_token_is_not_in_the_options_or_signer_repr(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     token = sigstore_instance.identity_token()
     options = SignerOptions(identity_token=token, trust_config=sigstore_instance.trust_config_path)
@@ -336,7 +336,7 @@ def test_token_is_not_in_the_options_or_signer_repr(
     ],
 )
 def test_bad_trust_configs_are_config_errors(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
     content: str | None,
     fragment: str,
@@ -371,7 +371,7 @@ def test_registering_the_profile_does_not_import_sigstore() -> None:
     ],
 )
 def test_incomplete_trust_configs_are_refused(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
     emptied: tuple[str, str],
     error: type[DssesignError],
@@ -413,7 +413,7 @@ def test_keyless_alongside_a_software_key_in_one_envelope(keyless: KeylessSigner
 
 
 def test_multi_profile_policy_reports_a_keyless_failure(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
 ) -> None:
     config = sigstore_instance.write_trust_config(

@@ -30,7 +30,6 @@ from .softhsm import (
     PIN_ENV,
     SHARED_KEY,
     SoftHsm,
-    softhsm_fixture,  # noqa: F401 - the session fixture `softhsm`
 )
 
 MESSAGE = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"

@@ -38,7 +38,6 @@ from dssesign.verify import verify
 from .conftest import signer_for
 from .openbao import (
     OpenBao,
-    openbao_fixture,  # noqa: F401 - the session fixture `openbao`
     run_openbao,
 )
 

@@ -17,14 +17,12 @@ from dssesign.signer import load_signer
 from ..conftest import signer_for
 from ..sigstore_instance import (
     SigstoreInstance,
-    sigstore_instance,  # noqa: F401 - the session fixture `sigstore_instance`
 )
 from ..softhsm import (
     MAIN,
     PIN,
     PIN_ENV,
     SoftHsm,
-    softhsm_fixture,  # noqa: F401 - the session fixture `softhsm`
 )
 from .test_cli import ATTEST_SLSA, assert_one_line_error, dssesign
 
@@ -130,7 +128,7 @@ def test_a_bundle_dir_that_is_a_file_is_refused_before_signing(
 
 
 def test_keyless_option_errors_never_show_the_token(
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
 ) -> None:
     missing = dssesign("attest", *ATTEST_SLSA, "--key", "keyless", "--identity-token-file", "nope")
@@ -158,7 +156,7 @@ def test_keyless_option_errors_never_show_the_token(
 
 def test_keyless_and_keyed_bundles_side_by_side(
     keys: dict[str, Path],
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
 ) -> None:
     token = sigstore_instance.identity_token()

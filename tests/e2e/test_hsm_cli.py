@@ -15,7 +15,6 @@ from ..softhsm import (
     PIN,
     PIN_ENV,
     SoftHsm,
-    softhsm_fixture,  # noqa: F401 - the session fixture `softhsm`
 )
 from .test_cli import ATTEST_SLSA, assert_one_line_error, dssesign
 

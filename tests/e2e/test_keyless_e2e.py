@@ -22,7 +22,6 @@ from dssesign.dsse import Envelope
 
 from ..sigstore_instance import (
     SigstoreInstance,
-    sigstore_instance,  # noqa: F401 - the session fixture `sigstore_instance`
 )
 from .test_cli import ARTIFACT, PROVENANCE, dssesign
 
@@ -84,7 +83,7 @@ def _attest(
 
 @pytest.fixture(scope="module")
 def world(
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> World:
     directory = tmp_path_factory.mktemp("keyless-e2e")
@@ -141,7 +140,7 @@ def _verify(
 
 def test_keyless_and_keyed_signatures_meet_a_threshold_of_two(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = _trust_root(world, sigstore_instance, "two")
@@ -164,7 +163,7 @@ def test_keyless_and_keyed_signatures_meet_a_threshold_of_two(
 
 def test_subprocess_verify_prints_the_identity(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     root = _trust_root(world, sigstore_instance, "sub")
     first = world.first
@@ -178,7 +177,7 @@ def test_subprocess_verify_prints_the_identity(
 
 def test_wrong_identity_is_refused(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = _trust_root(world, sigstore_instance, "wrong", subjects=(OTHER_SUBJECT,))
@@ -188,7 +187,7 @@ def test_wrong_identity_is_refused(
 
 def test_tampered_bundle_payload_is_refused(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bundle = json.loads(world.first.keyless.read_bytes())
@@ -208,7 +207,7 @@ def test_tampered_bundle_payload_is_refused(
 
 def test_bundle_from_another_envelope_is_refused(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = _trust_root(world, sigstore_instance, "another", threshold=1)
@@ -232,7 +231,7 @@ def _combined(world: World, name: str, *parts: Signed) -> Path:
 
 def test_a_keyless_identity_counts_once_even_with_two_bundles(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     same = _combined(world, "same.json", world.first, world.again)
@@ -314,7 +313,7 @@ def _swapped_payload_type(bundle: dict[str, Any]) -> None:
 )
 def test_broken_log_evidence_or_payload_type_is_refused(
     world: World,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     capsys: pytest.CaptureFixture[str],
     tamper: Callable[[dict[str, Any]], None],
     codes: tuple[str, str],

@@ -46,7 +46,6 @@ from dssesign.trustroot import (
 from ..conftest import FIXTURES, signer_for
 from ..sigstore_instance import (
     SigstoreInstance,
-    sigstore_instance,  # noqa: F401 - the session fixture `sigstore_instance`
 )
 from .test_cli import PROVENANCE, assert_one_line_error, dssesign
 
@@ -707,7 +706,7 @@ def _trust_root_cli(path: Path, instance: SigstoreInstance, public_key: Path) ->
 def sigstore_kit(
     inputs: Inputs,
     wheel_cache: Path,
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> SigstoreKit:
     """A kit with a keyless + keyed envelope and its bundles, and a lone keyless bundle, signed

@@ -13,7 +13,6 @@ from dssesign.keys import load_public_key
 
 from ..localstack import (
     LocalStack,
-    localstack_fixture,  # noqa: F401 - the session fixture `localstack`
 )
 from .test_cli import ATTEST_SLSA, Run, assert_one_line_error, dssesign
 

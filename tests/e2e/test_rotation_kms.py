@@ -17,7 +17,6 @@ from dssesign.trustroot import format_time, read_trust_root
 
 from ..localstack import (
     LocalStack,
-    localstack_fixture,  # noqa: F401 - the session fixture `localstack`
 )
 from .test_cli import ATTEST_SLSA, Run, dssesign
 

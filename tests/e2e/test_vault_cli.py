@@ -11,7 +11,7 @@ import pytest
 from dssesign.dsse import Envelope
 from dssesign.keys import load_public_key
 
-from ..openbao import OpenBao, openbao_fixture  # noqa: F401 - the session fixture `openbao`
+from ..openbao import OpenBao
 from .test_cli import ATTEST_SLSA, Run, assert_one_line_error, dssesign
 
 

@@ -33,14 +33,12 @@ from ..conftest import signer_for
 from ..e2e.test_cli import ATTEST_SLSA, dssesign
 from ..sigstore_instance import (
     SigstoreInstance,
-    sigstore_instance,  # noqa: F401 - the session fixture `sigstore_instance`
 )
 from ..softhsm import (
     MAIN,
     PIN,
     PIN_ENV,
     SoftHsm,
-    softhsm_fixture,  # noqa: F401 - the session fixture `softhsm`
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,7 +223,7 @@ WRONG_SUBJECT = "mallory@dssesign.test"
 @pytest.fixture(scope="module")
 def keyless(
     tmp_path_factory: pytest.TempPathFactory,
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     sigstore_js: Verify,
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Two keyless signatures and a keyed one from the local instance, one node run."""
@@ -301,7 +299,7 @@ def keyless(
 @pytest.mark.parametrize("which", ["keyless-1", "keyless-2", "keyed"])
 def test_keyless_bundles_verify_with_sigstore_js(
     keyless: dict[tuple[str, str], dict[str, Any]],
-    sigstore_instance: SigstoreInstance,  # noqa: F811 - the imported fixture
+    sigstore_instance: SigstoreInstance,
     which: str,
 ) -> None:
     result = keyless[(which, "as written")]

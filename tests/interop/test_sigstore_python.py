@@ -26,7 +26,7 @@ from dssesign.dsse import pae
 from dssesign.profiles.keyless import KeylessSigner
 from dssesign.signer import SignerOptions, load_signer
 
-from ..sigstore_instance import SigstoreInstance, sigstore_instance, start_instance  # noqa: F401
+from ..sigstore_instance import SigstoreInstance, start_instance
 
 IN_TOTO = "application/vnd.in-toto+json"
 Mutation = Callable[[dict[str, Any]], None]
@@ -44,7 +44,7 @@ def _statement(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def signed(sigstore_instance: SigstoreInstance) -> tuple[bytes, dict[str, Any]]:  # noqa: F811
+def signed(sigstore_instance: SigstoreInstance) -> tuple[bytes, dict[str, Any]]:
     """(payload, bundle JSON) from one keyless signature."""
     options = SignerOptions(
         identity_token=sigstore_instance.identity_token(),
@@ -59,7 +59,7 @@ def signed(sigstore_instance: SigstoreInstance) -> tuple[bytes, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def verifier(sigstore_instance: SigstoreInstance) -> Verifier:  # noqa: F811
+def verifier(sigstore_instance: SigstoreInstance) -> Verifier:
     return Verifier(trusted_root=TrustedRoot.from_file(str(sigstore_instance.trusted_root_path)))
 
 
@@ -70,7 +70,7 @@ def _policy(instance: SigstoreInstance) -> Identity:
 def test_keyless_bundle_verifies_offline_with_sigstore_python(
     signed: tuple[bytes, dict[str, Any]],
     verifier: Verifier,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     payload, bundle = signed
     payload_type, verified = verifier.verify_dsse(
@@ -82,7 +82,7 @@ def test_keyless_bundle_verifies_offline_with_sigstore_python(
 def test_the_v2_issuer_extension_matches_too(
     signed: tuple[bytes, dict[str, Any]],
     verifier: Verifier,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     policy = AllOf([_policy(sigstore_instance), OIDCIssuerV2(sigstore_instance.issuer)])
     verifier.verify_dsse(Bundle.from_json(json.dumps(signed[1])), policy)
@@ -162,7 +162,7 @@ def _flip(text: str, at: int = 10) -> str:
 def test_tampered_bundles_are_rejected_by_sigstore_python(
     signed: tuple[bytes, dict[str, Any]],
     verifier: Verifier,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     mutate: Mutation,
     error: type[SigstoreError],
 ) -> None:
@@ -179,7 +179,7 @@ def test_tampered_bundles_are_rejected_by_sigstore_python(
 def test_wrong_identity_or_issuer_is_rejected(
     signed: tuple[bytes, dict[str, Any]],
     verifier: Verifier,
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     identity: str | None,
     issuer: str | None,
 ) -> None:
@@ -192,7 +192,7 @@ def test_wrong_identity_or_issuer_is_rejected(
 
 def test_another_instance_trusted_root_rejects_the_bundle(
     signed: tuple[bytes, dict[str, Any]],
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     tmp_path: Path,
 ) -> None:
     other = start_instance(tmp_path)
@@ -205,7 +205,7 @@ def test_another_instance_trusted_root_rejects_the_bundle(
 
 
 def test_hashedrekord_entries_from_sigstore_python_sign_artifact_verify(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     verifier: Verifier,
 ) -> None:
     from sigstore.models import ClientTrustConfig
@@ -224,7 +224,7 @@ def test_hashedrekord_entries_from_sigstore_python_sign_artifact_verify(
 
 def test_sigstore_python_reads_the_log_over_its_rekor_api(
     signed: tuple[bytes, dict[str, Any]],
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     from sigstore._internal.rekor.client import RekorClient
 

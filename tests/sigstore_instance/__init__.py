@@ -2,15 +2,14 @@
 
 A test root + intermediate CA (Fulcio), a CT log key issuing embedded SCTs, a Rekor-v1-style
 transparency log and a test OIDC provider, served on 127.0.0.1 so that sigstore-python's real
-signing client runs against it. Use the session fixture::
-
-    from tests.sigstore_instance import sigstore_instance  # noqa: F401 (a pytest fixture)
+signing client runs against it. tests/conftest.py registers this package as a plugin, so a
+test names the session fixture::
 
     def test_x(sigstore_instance: SigstoreInstance) -> None:
         token = sigstore_instance.identity_token()
         ... SignerOptions(identity_token=token, trust_config=sigstore_instance.trust_config_path)
 
-(or list "tests.sigstore_instance" in conftest's `pytest_plugins`).
+`start_instance(dir)` runs one outside pytest (`make demo` does).
 """
 
 from __future__ import annotations
@@ -121,22 +120,12 @@ def start_instance(directory: Path) -> SigstoreInstance:
     )
 
 
-_shared: SigstoreInstance | None = None
-
-
 @pytest.fixture(scope="session")
 def sigstore_instance() -> Iterator[SigstoreInstance]:
-    """One instance per test session, stopped (and its files removed) at the end.
-
-    Modules that import this fixture each get a session-scoped definition; they share the
-    one running instance, and stopping it twice is harmless.
-    """
-    global _shared
+    """One instance per test session, stopped (and its files removed) at the end."""
     with tempfile.TemporaryDirectory(prefix="dssesign-sigstore-") as tmp:
-        owner = _shared is None
-        if _shared is None:
-            _shared = start_instance(Path(tmp))
-        yield _shared
-        if owner:
-            _shared.stop()
-            _shared = None
+        instance = start_instance(Path(tmp))
+        try:
+            yield instance
+        finally:
+            instance.stop()

@@ -18,7 +18,7 @@ from sigstore._internal.sct import verify_sct
 from sigstore._internal.trust import KeyringPurpose
 from sigstore.models import TrustedRoot
 
-from . import SigstoreInstance, sigstore_instance  # noqa: F401 - fixture
+from . import SigstoreInstance
 from .ca import OIDC_ISSUER_V1, OIDC_ISSUER_V2
 from .oidc import TestOIDCProvider
 
@@ -59,7 +59,7 @@ def _issue(
 
 
 def test_leaf_is_a_fulcio_style_code_signing_certificate(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     token = sigstore_instance.identity_token(subject="https://ci.example/job/7")
     key, (leaf, intermediate, root) = _issue(sigstore_instance, token)
@@ -86,14 +86,14 @@ def test_leaf_is_a_fulcio_style_code_signing_certificate(
     verify_sct(leaf, [intermediate, root], trusted_root.ct_keyring(KeyringPurpose.VERIFY))
 
 
-def test_email_subjects_become_rfc822_sans(sigstore_instance: SigstoreInstance) -> None:  # noqa: F811
+def test_email_subjects_become_rfc822_sans(sigstore_instance: SigstoreInstance) -> None:
     _, (leaf, *_) = _issue(sigstore_instance, sigstore_instance.identity_token("a@b.test"))
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.RFC822Name) == ["a@b.test"]
 
 
 def test_fulcio_refuses_missing_forged_and_expired_tokens(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     body = _csr(ec.generate_private_key(ec.SECP256R1()))
     forged = TestOIDCProvider().token()
@@ -104,7 +104,7 @@ def test_fulcio_refuses_missing_forged_and_expired_tokens(
 
 
 def test_fulcio_refuses_a_csr_without_proof_of_possession(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     body = _csr(ec.generate_private_key(ec.SECP256R1()))
     pem = base64.b64decode(body["certificateSigningRequest"]).decode()
@@ -140,7 +140,7 @@ def _dsse_entry(
 
 
 def test_rekor_integrates_reads_back_and_refuses_duplicates(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     entry = _dsse_entry(sigstore_instance, b'{"n": "dup"}')
     status, created = _call(sigstore_instance, "/api/v1/log/entries", entry)
@@ -165,7 +165,7 @@ def test_rekor_integrates_reads_back_and_refuses_duplicates(
     ],
 )
 def test_rekor_refuses_malformed_entries(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
     entry: object,
 ) -> None:
     status, answer = _call(sigstore_instance, "/api/v1/log/entries", entry)
@@ -173,12 +173,12 @@ def test_rekor_refuses_malformed_entries(
 
 
 def test_rekor_refuses_a_signature_that_does_not_verify(
-    sigstore_instance: SigstoreInstance,  # noqa: F811
+    sigstore_instance: SigstoreInstance,
 ) -> None:
     entry = _dsse_entry(sigstore_instance, b'{"n": "bad"}', sign_other=True)
     status, answer = _call(sigstore_instance, "/api/v1/log/entries", entry)
     assert status == 400 and "does not verify" in answer["message"]
 
 
-def test_unknown_routes_are_404(sigstore_instance: SigstoreInstance) -> None:  # noqa: F811
+def test_unknown_routes_are_404(sigstore_instance: SigstoreInstance) -> None:
     assert _call(sigstore_instance, "/api/v1/nothing")[0] == 404
