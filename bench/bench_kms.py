@@ -209,9 +209,8 @@ def run() -> list[Comparison]:
                     unit="envelopes/s",
                     ours=ours_multi,
                     baselines={"bare boto3 sign": raw_rate},
-                    note="ours = payload -> PAE -> KMS signature on its own thread -> verified "
-                    "-> envelope; MultiProfileSigner starts and joins one thread per signer and "
-                    "call (about 0.3-0.7 ms here), which shows against LocalStack's ~3 ms calls",
+                    note="ours = payload -> PAE -> KMS signature on a pooled worker thread -> "
+                    "verified -> envelope",
                 ),
             ]
             per_thread = max(20, int(raw_rate / 4))

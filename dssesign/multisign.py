@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ._workers import Workers
 from .bundles import is_keyless
 from .dsse import Envelope, Signature, pae
 from .errors import ConfigError, SigningError
@@ -51,6 +53,9 @@ class SigningRecord:
 
 RecordHook = Callable[[SigningRecord], None]
 
+#: Threads for signers that wait on a device or the network, shared by every instance.
+_WORKERS = Workers(name="dssesign-sign")
+
 
 @dataclass(frozen=True)
 class SigningResult:
@@ -90,7 +95,7 @@ class MultiProfileSigner:
 
     `threshold=None` is the `all` policy; an integer k needs at least k signatures.
     In-process signers (software keys) run on the caller's thread; the others (HSM, KMS,
-    keyless) each get a thread and `timeout` seconds.
+    keyless) each run on a pooled daemon thread and get `timeout` seconds.
     """
 
     def __init__(
@@ -154,24 +159,19 @@ class MultiProfileSigner:
         """`sign`, also naming the signer behind each emitted signature."""
         message = pae(payload_type, payload)
         outcomes = [_Outcome() for _ in self._signers]
-        threads: list[tuple[int, threading.Thread]] = []
+        waiting: list[tuple[int, threading.Event]] = []
         deadline = time.monotonic() + self._timeout  # each backend's clock starts now
         for index, signer in enumerate(self._signers):
             if not getattr(signer, "in_process", False):
-                thread = threading.Thread(
-                    target=_run,
-                    args=(signer, message, outcomes[index]),
-                    daemon=True,
-                    name=f"dssesign-sign-{index}",
-                )
-                thread.start()
-                threads.append((index, thread))
+                done = threading.Event()
+                _WORKERS.submit(functools.partial(_run, signer, message, outcomes[index], done))
+                waiting.append((index, done))
         for index, signer in enumerate(self._signers):
             if getattr(signer, "in_process", False):
                 _run(signer, message, outcomes[index])
-        for index, thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
+        for index, done in waiting:
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                # The worker may still finish later; it writes to the outcome replaced here.
                 outcomes[index] = _Outcome(error=f"timed out after {self._timeout:g}s")
         return self._finish(payload, payload_type, outcomes, context)
 
@@ -245,7 +245,9 @@ def _records(
     ]
 
 
-def _run(signer: Signer, message: bytes, outcome: _Outcome) -> None:
+def _run(
+    signer: Signer, message: bytes, outcome: _Outcome, done: threading.Event | None = None
+) -> None:
     start = time.perf_counter()
     try:
         signature = signer.sign(message)
@@ -260,6 +262,8 @@ def _run(signer: Signer, message: bytes, outcome: _Outcome) -> None:
         outcome.error = _one_line(exc)
     finally:
         outcome.duration = time.perf_counter() - start
+        if done is not None:
+            done.set()
 
 
 def _describe(signer: Signer) -> str:
