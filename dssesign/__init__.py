@@ -36,6 +36,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SignerOptions": (".signer", "SignerOptions"),
     "SigningError": (".errors", "SigningError"),
     "SigningRecord": (".multisign", "SigningRecord"),
+    "SigningResult": (".multisign", "SigningResult"),
     "SoftwareSigner": (".profiles.software", "SoftwareSigner"),
     "StatementError": (".errors", "StatementError"),
     "TrustRoot": (".trustroot", "TrustRoot"),
@@ -48,6 +49,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "digest_file": (".statement", "digest_file"),
     "generate_key": (".profiles.software", "generate"),
     "get_algorithm": (".keys", "get_algorithm"),
+    "keyed_bundle": (".bundles", "keyed_bundle"),
     "keyid_of_spki": (".keys", "keyid_of_spki"),
     "known_predicate_types": (".predicates", "known_predicate_types"),
     "load_public_key": (".keys", "load_public_key"),
@@ -56,6 +58,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "pae": (".dsse", "pae"),
     "parse_statement": (".statement", "parse_statement"),
     "prepare_predicate": (".predicates", "prepare_predicate"),
+    "public_key_hint": (".bundles", "public_key_hint"),
     "read_trust_root": (".trustroot", "read_trust_root"),
     "register_predicate_type": (".predicates", "register_predicate_type"),
     "register_scheme": (".signer", "register_scheme"),
@@ -65,6 +68,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "subject_from_file": (".statement", "subject_from_file"),
     "validate_predicate": (".predicates", "validate_predicate"),
     "validate_statement": (".statement", "validate_statement"),
+    "verify_bundle": (".verify", "verify_bundle"),
     "verify_signed_trust_root": (".trustroot", "verify_signed_trust_root"),
 }
 
@@ -92,6 +96,7 @@ __all__ = [
     "SignerOptions",
     "SigningError",
     "SigningRecord",
+    "SigningResult",
     "SoftwareSigner",
     "StatementError",
     "TrustRoot",
@@ -104,6 +109,7 @@ __all__ = [
     "digest_file",
     "generate_key",
     "get_algorithm",
+    "keyed_bundle",
     "keyid_of_spki",
     "known_predicate_types",
     "load_public_key",
@@ -112,6 +118,7 @@ __all__ = [
     "pae",
     "parse_statement",
     "prepare_predicate",
+    "public_key_hint",
     "read_trust_root",
     "register_predicate_type",
     "register_scheme",
@@ -121,6 +128,7 @@ __all__ = [
     "subject_from_file",
     "validate_predicate",
     "validate_statement",
+    "verify_bundle",
     "verify_signed_trust_root",
 ]
 
@@ -140,6 +148,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .bundles import keyed_bundle, public_key_hint
     from .canonical import canonicalize
     from .dsse import Envelope, Signature, pae
     from .errors import (
@@ -163,7 +172,7 @@ if TYPE_CHECKING:
         load_public_key,
     )
     from .limits import DEFAULT_LIMITS, Limits
-    from .multisign import MultiProfileSigner, SigningRecord
+    from .multisign import MultiProfileSigner, SigningRecord, SigningResult
     from .predicates import (
         PredicateType,
         known_predicate_types,
@@ -194,4 +203,4 @@ if TYPE_CHECKING:
         read_trust_root,
         verify_signed_trust_root,
     )
-    from .verify import VerificationFailure, VerificationResult
+    from .verify import VerificationFailure, VerificationResult, verify_bundle
