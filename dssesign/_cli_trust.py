@@ -314,7 +314,8 @@ def _cmd_add_identity(args: argparse.Namespace) -> int:
         predicate_types=tuple(args.predicate_type),
         label=args.label,
     )
-    shown = args.subject if args.subject is not None else f"~{args.subject_regexp}"
+    assert root.keyless is not None  # add_identity refuses a root without a sigstore section
+    shown = root.keyless.identities[-1].shown_subject
     return _write(
         args, args.file, root, f"added identity {args.issuer} {shown}", change="add-identity"
     )
@@ -345,14 +346,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if key.predicate_types:
             print(f"    types: {', '.join(key.predicate_types)}")
     if root.keyless is not None:
+        # A list: the trust root's checks refuse anything else.
         tlogs = root.keyless.trusted_root.get("tlogs", [])
-        print(f"sigstore: trusted root with {len(tlogs) if isinstance(tlogs, list) else 0} tlog(s)")
+        print(f"sigstore: trusted root with {len(tlogs)} tlog(s)")
         for identity in root.keyless.identities:
-            subject = (
-                identity.subject if identity.subject is not None else f"~{identity.subject_regexp}"
-            )
             label = f" ({identity.label})" if identity.label else ""
-            print(f"identity {identity.issuer} {subject}{label}")
+            print(f"identity {identity.issuer} {identity.shown_subject}{label}")
             for name, value in identity.extensions.items():
                 print(f"    {name}: {value}")
             if identity.predicate_types:

@@ -20,9 +20,7 @@ code from `verify.Code`; nothing from sigstore-python escapes.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -31,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
 from ._json import loads_strict
+from .bundles import public_key_hint
 from .canonical import canonicalize
 from .dsse import Envelope, b64decode
 from .errors import InputError, VerificationError
@@ -48,7 +47,6 @@ __all__ = [
     "ParsedBundle",
     "check_trusted_root",
     "is_bundle_document",
-    "key_hint",
     "parse_bundle",
     "verify_keyed",
     "verify_keyless",
@@ -280,11 +278,6 @@ def _message(value: object) -> tuple[bytes, bytes | None]:
 # --- keyed bundles ------------------------------------------------------------------------------
 
 
-def key_hint(public_key: PublicKey) -> str:
-    """base64 of SHA-256 of the SPKI DER: the hint cosign v3 and dssesign write for a key."""
-    return base64.b64encode(hashlib.sha256(public_key.spki_der).digest()).decode("ascii")
-
-
 def verify_keyed(
     bundle: ParsedBundle, keys: Sequence[PublicKey], *, digest: bytes | None = None
 ) -> PublicKey:
@@ -296,7 +289,7 @@ def verify_keyed(
     """
     if bundle.key_hint is None:  # pragma: no cover - callers dispatch on `keyed`
         raise _error("BUNDLE_MALFORMED", "bundle: not a keyed bundle")
-    ordered = sorted(keys, key=lambda k: key_hint(k) != bundle.key_hint)
+    ordered = sorted(keys, key=lambda k: public_key_hint(k) != bundle.key_hint)
     if bundle.envelope is not None:
         message = bundle.envelope.pae()
         signature = bundle.envelope.signatures[0].sig
@@ -304,11 +297,7 @@ def verify_keyed(
             if key.verify(signature, message):
                 return key
     else:
-        if digest is None:
-            raise _error(
-                "INVALID_ARGUMENT", "a messageSignature bundle needs an artifact or digest"
-            )
-        _check_message_digest(bundle, digest)
+        digest = _message_digest(bundle, digest)
         signature = bundle.signature
         for key in ordered:
             if _verify_prehashed(key, signature, digest):
@@ -320,13 +309,18 @@ def verify_keyed(
     )
 
 
-def _check_message_digest(bundle: ParsedBundle, digest: bytes) -> None:
+def _message_digest(bundle: ParsedBundle, digest: bytes | None) -> bytes:
+    """The artifact digest a messageSignature bundle is checked over: given, and equal to the
+    bundle's messageDigest when it has one."""
+    if digest is None:
+        raise _error("INVALID_ARGUMENT", "a messageSignature bundle needs an artifact or digest")
     if bundle.message_digest is not None and bundle.message_digest != digest:
         raise _error(
             "ARTIFACT_DIGEST_MISMATCH",
             f"the artifact's SHA-256 {digest.hex()} is not the bundle's messageDigest "
             f"{bundle.message_digest.hex()}",
         )
+    return digest
 
 
 def _verify_prehashed(key: PublicKey, signature: bytes, digest: bytes) -> bool:
@@ -364,22 +358,25 @@ class KeylessSigner:
 
 def check_trusted_root(trusted_root: Mapping[str, Any]) -> None:
     """Parse a trusted_root.json with sigstore-python, as verification will (no-op without it)."""
+    if _sigstore_installed():
+        _verifier(canonicalize(trusted_root))
+
+
+def _sigstore_installed() -> bool:
     try:
         import sigstore  # noqa: F401, PLC0415
     except ImportError:
-        return
-    _verifier(canonicalize(trusted_root))
+        return False
+    return True
 
 
 def _require_sigstore() -> None:
-    try:
-        import sigstore  # noqa: F401, PLC0415
-    except ImportError:
+    if not _sigstore_installed():
         raise _error(
             "SIGSTORE_UNAVAILABLE",
             "verifying keyless Sigstore bundles needs sigstore-python: "
             "pip install 'dssesign[sigstore]'",
-        ) from None
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -420,11 +417,7 @@ def verify_keyless(
                 "(hashedrekord/0.0.1, hashedrekord/0.0.2 and dsse/0.0.1 are)",
             )
     if bundle.envelope is None:
-        if digest is None:
-            raise _error(
-                "INVALID_ARGUMENT", "a messageSignature bundle needs an artifact or digest"
-            )
-        _check_message_digest(bundle, digest)
+        digest = _message_digest(bundle, digest)
     if not trust.identities:
         raise _error(
             "IDENTITY_MISMATCH",

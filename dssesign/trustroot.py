@@ -309,8 +309,12 @@ class IdentityRule:
         """Short human form for messages: the label, else issuer and subject."""
         if self.label:
             return self.label
-        shown = self.subject if self.subject is not None else f"~{self.subject_regexp}"
-        return f"{self.issuer} {shown}"
+        return f"{self.issuer} {self.shown_subject}"
+
+    @property
+    def shown_subject(self) -> str:
+        """The exact subject, or `~` and the subjectRegExp."""
+        return self.subject if self.subject is not None else f"~{self.subject_regexp}"
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"issuer": self.issuer}
@@ -759,6 +763,14 @@ def _check_type_uri(value: object, path: str) -> None:
         )
 
 
+def _check_type_uris(values: Sequence[object], path: str) -> None:
+    """A key's or an identity's predicateTypes: absolute URIs, none twice."""
+    for i, uri in enumerate(values):
+        _check_type_uri(uri, f"{path}[{i}]")
+    if len(set(values)) != len(values):
+        raise _fail(path, "lists a predicate type twice")
+
+
 def _check_threshold(value: object, path: str, maximum: int = MAX_THRESHOLD) -> int:
     if type(value) is not int or not 1 <= value <= maximum:
         raise _fail(path, f"must be an integer from 1 to {maximum}, got {value!r}")
@@ -806,7 +818,7 @@ def _validate(root: TrustRoot, *, complete: bool) -> None:
             raise _fail("$.sigstore", str(exc)) from None
         if not stable:
             raise _fail("$.sigstore", "holds a number that does not survive canonical JSON")
-        _parse_sigstore(root.sigstore)
+        root.keyless  # noqa: B018 - parsed once here, kept for _validate_reachable and verify
     if complete:
         _validate_reachable(root)
 
@@ -835,10 +847,7 @@ def _validate_key(key: TrustedKey, path: str, seen: dict[bytes, int], index: int
         )
     if not isinstance(key.predicate_types, tuple) or len(key.predicate_types) > 64:
         raise _fail(f"{path}.predicateTypes", "must be a tuple of at most 64 URIs")
-    for i, uri in enumerate(key.predicate_types):
-        _check_type_uri(uri, f"{path}.predicateTypes[{i}]")
-    if len(set(key.predicate_types)) != len(key.predicate_types):
-        raise _fail(f"{path}.predicateTypes", "lists a predicate type twice")
+    _check_type_uris(key.predicate_types, f"{path}.predicateTypes")
     if key.revocation is not None:
         _check_time(key.revocation.time, f"{path}.revoked.time")
         _check_text(key.revocation.reason, f"{path}.revoked.reason", empty_ok=True, limit=1024)
@@ -1181,10 +1190,7 @@ def _parse_identity(entry: object, path: str) -> IdentityRule:
         given_types = entry["predicateTypes"]
         if not isinstance(given_types, list | tuple) or not 1 <= len(given_types) <= 64:
             raise _fail(f"{path}.predicateTypes", "must be a list of 1 to 64 URIs")
-        for i, uri in enumerate(given_types):
-            _check_type_uri(uri, f"{path}.predicateTypes[{i}]")
-        if len(set(given_types)) != len(given_types):
-            raise _fail(f"{path}.predicateTypes", "lists a predicate type twice")
+        _check_type_uris(given_types, f"{path}.predicateTypes")
         predicate_types = tuple(given_types)
     label = entry.get("label")
     if label is not None:
@@ -1496,7 +1502,7 @@ def add_identity(
     label: str | None = None,
 ) -> TrustRoot:
     """Trust keyless signatures by one identity (OIDC issuer + SAN, exact or regexp)."""
-    if root.keyless is None or root.sigstore is None:
+    if root.keyless is None:
         raise TrustRootError(
             "the trust root has no Sigstore trusted root yet; set it first "
             "(dssesign trust-root set-sigstore-root FILE --trusted-root trusted_root.json)",
@@ -1513,7 +1519,7 @@ def add_identity(
         label=label,
     )
     entries = [r.to_json() for r in root.keyless.identities] + [rule.to_json()]
-    section = {"trustedRoot": root.sigstore["trustedRoot"], "identities": entries}
+    section = {"trustedRoot": root.keyless.trusted_root, "identities": entries}
     return _bump(root, sigstore=section)
 
 

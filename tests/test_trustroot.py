@@ -1382,31 +1382,48 @@ def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, 
     return found
 
 
-_VALID_PATHS = _paths(_VALID)[1:]
+def json_mutations(
+    original: dict[str, Any], values: st.SearchStrategy[Any], actions: tuple[str, ...]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Copies of `original` with one to three of `actions` applied at random JSON paths.
+
+    replace: a value drawn from `values`; delete; add: a new member to an object; duplicate:
+    a list item appended again; flip: one character of a string changed.
+    """
+    paths = _paths(original)[1:]
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        doc = copy.deepcopy(original)
+        for _ in range(draw(st.integers(min_value=1, max_value=3))):
+            path = draw(st.sampled_from(paths))
+            parent: Any = doc
+            try:
+                for step in path[:-1]:
+                    parent = parent[step]
+                last = path[-1]
+                action = draw(st.sampled_from(actions))
+                if action == "replace":
+                    parent[last] = draw(values)
+                elif action == "delete":
+                    del parent[last]
+                elif action == "add" and isinstance(parent, dict):
+                    parent[draw(st.text(max_size=10))] = draw(values)
+                elif action == "duplicate" and isinstance(parent, list) and isinstance(last, int):
+                    parent.append(copy.deepcopy(parent[last]))
+                elif action == "flip" and isinstance(parent[last], str) and parent[last]:
+                    text = parent[last]
+                    at = draw(st.integers(min_value=0, max_value=len(text) - 1))
+                    parent[last] = text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :]
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier mutation removed this path
+        return doc
+
+    return build()
 
 
-@st.composite
-def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
-    doc = copy.deepcopy(_VALID)
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        path = draw(st.sampled_from(_VALID_PATHS))
-        parent: Any = doc
-        try:
-            for step in path[:-1]:
-                parent = parent[step]
-            last = path[-1]
-            action = draw(st.sampled_from(["replace", "delete", "add", "duplicate"]))
-            if action == "replace":
-                parent[last] = draw(JSON_VALUES)
-            elif action == "delete":
-                del parent[last]
-            elif action == "add" and isinstance(parent, dict):
-                parent[draw(st.text(max_size=10))] = draw(JSON_VALUES)
-            elif action == "duplicate" and isinstance(parent, list) and isinstance(last, int):
-                parent.append(copy.deepcopy(parent[last]))
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier mutation removed this path
-    return doc
+def mutated_documents() -> st.SearchStrategy[dict[str, Any]]:
+    return json_mutations(_VALID, JSON_VALUES, ("replace", "delete", "add", "duplicate"))
 
 
 @FUZZ
