@@ -288,13 +288,22 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
         return None
     contents: list[bytes] = []
     kinds: list[bool] = []
+    unreadable: DssesignError | None = None
     for index, argument in enumerate(arguments):
-        data = read_bounded(argument, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
+        try:
+            data = read_bounded(argument, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
+        except DssesignError as exc:
+            # Plain envelopes report an unreadable file per file (UNREADABLE) and go on with
+            # the others; only a bundle verification makes it the one error of the command.
+            unreadable = unreadable or exc
+            data = b""
         kinds.append(_is_bundle(data))
         # Keep only what this mode can use: the first file and bundles (bounded memory).
         contents.append(data if index == 0 or kinds[-1] else b"")
     if not any(kinds):
         return None
+    if unreadable is not None:
+        raise unreadable
     if len(contents) == 1:
         return _Bundled(envelope=None, bundles=(contents[0],))
     if kinds[0] or not all(kinds[1:]):

@@ -217,6 +217,17 @@ def test_many_envelopes_in_a_directory(setup: dict[str, Path], tmp_path: Path) -
     assert len(reports) == 71 and sum(r["ok"] for r in reports) == 70
 
 
+def test_an_unreadable_envelope_among_several_is_reported_and_the_others_verified(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.json"
+    run = _verify(setup, "--json", setup["envelope"], missing)
+    assert run.code != 0
+    reports = json.loads(run.out)
+    assert [r["ok"] for r in reports] == [True, False]
+    assert reports[1]["code"] == "UNREADABLE"
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
