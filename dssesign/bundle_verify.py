@@ -45,6 +45,8 @@ __all__ = [
     "BUNDLE_MEDIA_TYPES",
     "KeylessSigner",
     "ParsedBundle",
+    "certificate_issuers",
+    "certificate_sans",
     "check_trusted_root",
     "is_bundle_document",
     "parse_bundle",
@@ -527,8 +529,8 @@ class _IdentityPolicy:
     def verify(self, cert: Certificate) -> None:
         from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415
 
-        issuers = _cert_issuers(cert)
-        sans = _cert_sans(cert)
+        issuers = certificate_issuers(cert)
+        sans = certificate_sans(cert)
         matched: list[tuple[IdentityRule, str]] = []
         if len(set(issuers)) == 1:
             for rule in self.rules:
@@ -548,7 +550,8 @@ class _IdentityPolicy:
             raise SigstoreVerificationError(self.failure)
 
 
-def _cert_issuers(cert: Certificate) -> list[str]:
+def certificate_issuers(cert: Certificate) -> list[str]:
+    """The Fulcio OIDC issuer(s) a certificate names: the v2 extension first, then v1."""
     from cryptography import x509  # noqa: PLC0415
     from cryptography.hazmat import asn1  # noqa: PLC0415
 
@@ -566,7 +569,8 @@ def _cert_issuers(cert: Certificate) -> list[str]:
     return found
 
 
-def _cert_sans(cert: Certificate) -> list[str]:
+def certificate_sans(cert: Certificate) -> list[str]:
+    """The identities a Fulcio certificate's SAN holds: emails, URIs, Fulcio usernames."""
     from cryptography import x509  # noqa: PLC0415
     from cryptography.hazmat import asn1  # noqa: PLC0415
 

@@ -449,3 +449,31 @@ def _no_secret(token: str, *texts: str) -> None:
         assert token not in text
         # Nor a recognizable piece of it (its signature part).
         assert token.rsplit(".", 1)[-1][:16] not in text
+
+
+def test_a_fulcio_username_san_is_read_as_its_string() -> None:
+    """otherName 1.3.6.1.4.1.57264.1.7 holds a DER UTF8String: the identity is its text."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dssesign.profiles import keyless
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([])
+    username = x509.OtherName(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7"), b"\x0c\x05alice")
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "test")]))
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(minutes=10))
+        .add_extension(x509.SubjectAlternativeName([username]), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    assert keyless._san(certificate) == "alice"

@@ -52,7 +52,6 @@ _MAX_DECIMAL = 20
 #: Seconds one Fulcio or Rekor exchange may take (sigstore-python's HTTP calls set no limit).
 NETWORK_TIMEOUT = 60.0
 _OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
-_OTHERNAME_USERNAME = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 
 
 class KeylessSigner:
@@ -357,19 +356,9 @@ def _describe(exc: BaseException, secret: str) -> str:
 
 
 def _san(certificate: x509.Certificate) -> str:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return ""
-    names = [
-        *san.get_values_for_type(x509.RFC822Name),
-        *san.get_values_for_type(x509.UniformResourceIdentifier),
-        *(
-            other.value.decode("utf-8", "replace")
-            for other in san.get_values_for_type(x509.OtherName)
-            if other.type_id == _OTHERNAME_USERNAME
-        ),
-    ]
+    from ..bundle_verify import certificate_sans  # noqa: PLC0415 - the verifier's own reading
+
+    names = certificate_sans(certificate)
     return names[0] if names else ""
 
 
