@@ -7,8 +7,15 @@ import dataclasses
 import sys
 from typing import Any
 
-from ._cli_common import Parser, add_json, print_json
-from ._fileio import atomic_write
+from ._cli_common import (
+    Parser,
+    add_json,
+    add_new_key_output,
+    add_public_key_command,
+    print_json,
+    write_new_key,
+    write_public_key,
+)
 
 _URI_HELP = (
     "RFC 7512 reference, e.g. pkcs11:token=LABEL;object=KEY?pin-source=env:NAME "
@@ -30,8 +37,7 @@ def register(commands: Any) -> None:
         required=True,
         help="ecdsa-p256, ecdsa-p384, ed25519, rsa-pss-3072 or rsa-pss-4096",
     )
-    keygen.add_argument("--out", metavar="FILE", help="also write the SPKI PEM here")
-    add_json(keygen)
+    add_new_key_output(keygen)
     keygen.set_defaults(handler=_cmd_keygen)
 
     listing = sub.add_parser("list", help="list tokens and the key pairs on them")
@@ -44,11 +50,13 @@ def register(commands: Any) -> None:
     add_json(listing)
     listing.set_defaults(handler=_cmd_list)
 
-    public = sub.add_parser("public-key", help="print or write a token key's SPKI PEM")
-    public.add_argument("--uri", required=True, metavar="PKCS11_URI", help=_URI_HELP)
-    public.add_argument("--out", metavar="FILE", help="write the PEM here")
-    add_json(public)
-    public.set_defaults(handler=_cmd_public_key)
+    add_public_key_command(
+        sub,
+        summary="print or write a token key's SPKI PEM",
+        metavar="PKCS11_URI",
+        uri_help=_URI_HELP,
+        handler=_cmd_public_key,
+    )
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -58,23 +66,16 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     algorithm = get_algorithm(args.algorithm)
     uri = pkcs11.parse_uri(args.uri)
     public, key_id = pkcs11.generate_keypair(uri, algorithm)
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        print_json(
-            {
-                "keyid": public.keyid,
-                "algorithm": algorithm.name,
-                "token": uri.token,
-                "label": uri.object,
-                "id": key_id.hex(),
-                "reference": dataclasses.replace(uri, id=key_id).describe(),
-                "publicKey": public.pem,
-            }
-        )
-    else:
-        print(public.keyid)
-        print(public.pem, end="")
+    info = {
+        "keyid": public.keyid,
+        "algorithm": algorithm.name,
+        "token": uri.token,
+        "label": uri.object,
+        "id": key_id.hex(),
+        "reference": dataclasses.replace(uri, id=key_id).describe(),
+        "publicKey": public.pem,
+    }
+    write_new_key(args, public, info)
     return 0
 
 
@@ -103,15 +104,6 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
     from .profiles import pkcs11
 
     public = pkcs11.read_public_key(args.uri)
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        print_json(
-            {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
-        )
-    elif args.out:
-        print(public.keyid)
-    else:
-        print(f"# keyid {public.keyid} ({public.algorithm.name})")
-        print(public.pem, end="")
+    info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
+    write_public_key(args, public, info)
     return 0

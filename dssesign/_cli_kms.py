@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._cli_common import Parser, add_json, print_json
-from ._fileio import atomic_write
+from ._cli_common import (
+    Parser,
+    add_new_key_output,
+    add_public_key_command,
+    write_new_key,
+    write_public_key,
+)
 
 _URI_HELP = (
     "awskms://[HOST:PORT]/KEY (KEY: key id, alias/NAME or key ARN; empty HOST: the default "
@@ -40,15 +45,16 @@ def register(commands: Any) -> None:
         "(or ecdsa-p256, ecdsa-p384, rsa-pss-3072, rsa-pss-4096)",
     )
     create.add_argument("--alias", metavar="NAME", help="also create alias/NAME for the key")
-    create.add_argument("--out", metavar="FILE", help="also write the SPKI PEM here")
-    add_json(create)
+    add_new_key_output(create)
     create.set_defaults(handler=_cmd_create_key)
 
-    public = sub.add_parser("public-key", help="print or write a KMS key's SPKI PEM and keyid")
-    public.add_argument("--uri", required=True, metavar="AWSKMS_URI", help=_URI_HELP)
-    public.add_argument("--out", metavar="FILE", help="write the PEM here")
-    add_json(public)
-    public.set_defaults(handler=_cmd_public_key)
+    add_public_key_command(
+        sub,
+        summary="print or write a KMS key's SPKI PEM and keyid",
+        metavar="AWSKMS_URI",
+        uri_help=_URI_HELP,
+        handler=_cmd_public_key,
+    )
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
@@ -57,25 +63,17 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
     spec = awskms.key_spec(args.key_spec)
     created = awskms.create_key(args.uri, spec, alias=args.alias)
     public = created.key.public_key
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        print_json(
-            {
-                "keyid": public.keyid,
-                "algorithm": public.algorithm.name,
-                "keySpec": spec.name,
-                "keyId": created.key_id,
-                "keyArn": created.arn,
-                "alias": created.alias,
-                "reference": created.reference,
-                "publicKey": public.pem,
-            }
-        )
-    else:
-        print(public.keyid)
-        print(created.reference)
-        print(public.pem, end="")
+    info = {
+        "keyid": public.keyid,
+        "algorithm": public.algorithm.name,
+        "keySpec": spec.name,
+        "keyId": created.key_id,
+        "keyArn": created.arn,
+        "alias": created.alias,
+        "reference": created.reference,
+        "publicKey": public.pem,
+    }
+    write_new_key(args, public, info, created.reference)
     return 0
 
 
@@ -83,21 +81,12 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
     from .profiles import awskms
 
     public, key = awskms.read_public_key(args.uri)
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        print_json(
-            {
-                "keyid": public.keyid,
-                "algorithm": public.algorithm.name,
-                "keySpec": key.spec.name,
-                "keyArn": key.arn,
-                "publicKey": public.pem,
-            }
-        )
-    elif args.out:
-        print(public.keyid)
-    else:
-        print(f"# keyid {public.keyid} ({public.algorithm.name}, {key.spec.name}, {key.arn})")
-        print(public.pem, end="")
+    info = {
+        "keyid": public.keyid,
+        "algorithm": public.algorithm.name,
+        "keySpec": key.spec.name,
+        "keyArn": key.arn,
+        "publicKey": public.pem,
+    }
+    write_public_key(args, public, info, key.spec.name, key.arn)
     return 0

@@ -7,8 +7,16 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._cli_audit import add_audit_options
-from ._cli_common import PASSWORD_ENV, add_json, add_password, emit, password, print_json
-from ._fileio import atomic_write, read_bounded
+from ._cli_common import (
+    PASSWORD_ENV,
+    add_json,
+    add_password,
+    emit,
+    password,
+    print_json,
+    write_public_key,
+)
+from ._fileio import read_bounded
 from .errors import ConfigError, InputError, PredicateError
 from .limits import DEFAULT_LIMITS
 
@@ -395,17 +403,9 @@ def _cmd_statement(args: argparse.Namespace) -> int:
 def _cmd_public_key(args: argparse.Namespace) -> int:
     from .signer import SignerOptions, load_signer
 
-    signer = load_signer(args.key, SignerOptions(password=password(args)))
-    pem = signer.public_key.pem
-    if args.out:
-        atomic_write(args.out, pem.encode("ascii"))
-    if args.json:
-        print_json({"keyid": signer.keyid, "algorithm": signer.algorithm.name, "publicKey": pem})
-    elif not args.out:
-        print(f"# keyid {signer.keyid} ({signer.algorithm.name})")
-        print(pem, end="")
-    else:
-        print(signer.keyid)
+    public = load_signer(args.key, SignerOptions(password=password(args))).public_key
+    info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
+    write_public_key(args, public, info)
     return 0
 
 

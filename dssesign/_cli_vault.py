@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import Parser, add_json, print_json
-from ._fileio import atomic_write
+from ._cli_common import (
+    Parser,
+    add_new_key_output,
+    add_public_key_command,
+    write_new_key,
+    write_public_key,
+)
 
 if TYPE_CHECKING:
     from .keys import PublicKey
@@ -33,17 +38,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="TYPE",
         help="ecdsa-p256, ecdsa-p384, ed25519, rsa-3072 or rsa-4096",
     )
-    create.add_argument("--out", metavar="FILE", help="also write the SPKI PEM here")
-    add_json(create)
+    add_new_key_output(create)
     create.set_defaults(handler=_cmd_create_key)
 
-    public = sub.add_parser(
-        "public-key", help="print or write one key version's SPKI PEM (to pin in a trust root)"
+    add_public_key_command(
+        sub,
+        summary="print or write one key version's SPKI PEM (to pin in a trust root)",
+        metavar="HASHIVAULT_URI",
+        uri_help=_URI_HELP,
+        handler=_cmd_public_key,
     )
-    public.add_argument("--uri", required=True, metavar="HASHIVAULT_URI", help=_URI_HELP)
-    public.add_argument("--out", metavar="FILE", help="write the PEM here")
-    add_json(public)
-    public.set_defaults(handler=_cmd_public_key)
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
@@ -51,13 +55,7 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
 
     ref = vault.parse_reference(args.uri)
     key, public = vault.create_key(ref, args.key_type)
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        print_json(_describe(key.name, key.key_type, key.latest_version, public, ref))
-    else:
-        print(public.keyid)
-        print(public.pem, end="")
+    write_new_key(args, public, _describe(key.name, key.key_type, key.latest_version, public, ref))
     return 0
 
 
@@ -66,17 +64,9 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
 
     ref = vault.parse_reference(args.uri)
     key, version, public = vault.read_public_key(ref)
-    if args.out:
-        atomic_write(args.out, public.pem.encode("ascii"))
-    if args.json:
-        info = _describe(key.name, key.key_type, version, public, ref)
-        info["latestVersion"] = key.latest_version
-        print_json(info)
-    elif args.out:
-        print(public.keyid)
-    else:
-        print(f"# keyid {public.keyid} ({public.algorithm.name}, {key.name} version {version})")
-        print(public.pem, end="")
+    info = _describe(key.name, key.key_type, version, public, ref)
+    info["latestVersion"] = key.latest_version
+    write_public_key(args, public, info, f"{key.name} version {version}")
     return 0
 
 

@@ -17,6 +17,7 @@ boto3 is imported only when a key is loaded, so this module registers `awskms` f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -24,11 +25,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, DssesignError, KeyFormatError, SigningError
 from ..keys import ECDSA_P256, ECDSA_P384, RSA_PSS_3072, RSA_PSS_4096, Algorithm, PublicKey
 from ..signer import SignerOptions, register_scheme
+from ._remote import clip as _clip
+from ._remote import query_params, seconds
 
 SCHEME = "awskms://"
 TIMEOUT_ENV = "DSSESIGN_KMS_TIMEOUT"
@@ -108,7 +110,7 @@ class KmsUri:
         return f"{SCHEME}{self.host}/{self.key}"
 
     def with_key(self, key: str) -> KmsUri:
-        return KmsUri(self.host, key, self.region, self.timeout, self.max_attempts, self.retry_mode)
+        return dataclasses.replace(self, key=key)
 
 
 def parse_uri(ref: str, *, key_required: bool = True) -> KmsUri:
@@ -134,16 +136,7 @@ def parse_uri(ref: str, *, key_required: bool = True) -> KmsUri:
         _check_key(key)
     elif key_required:
         raise ConfigError("awskms reference names no key (awskms://[host:port]/KEY)")
-    params: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name not in _QUERY:
-            raise ConfigError(
-                f"awskms reference: unknown parameter {_clip(name)!r} "
-                f"(known: {', '.join(sorted(_QUERY))})"
-            )
-        if name in params:
-            raise ConfigError(f"awskms reference: parameter {name!r} given twice")
-        params[name] = value
+    params = query_params(query, _QUERY, where="awskms reference")
     region = params.get("region")
     if region is not None and not re.fullmatch(r"[a-z]{2}(?:-[a-z0-9]+)+-[0-9]+", region):
         raise ConfigError(f"awskms reference: {_clip(region)!r} is not an AWS region")
@@ -179,23 +172,13 @@ def _check_key(key: str) -> None:
 
 
 def _timeout(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_TIMEOUT:
-        raise ConfigError(f"{what} must be a number of seconds in (0, {MAX_TIMEOUT:g}]")
-    return value
+    return seconds(text, what=what, maximum=MAX_TIMEOUT)
 
 
 def _attempts(text: str, what: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ATTEMPTS:
         raise ConfigError(f"{what} must be a whole number 1..{MAX_ATTEMPTS}")
     return int(text)
-
-
-def _clip(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def key_spec(name: str) -> KeySpec:
@@ -385,8 +368,6 @@ def translate(exc: BaseException, *, what: str, client: Any = None, key: str = "
         | exceptions.ConnectionClosedError,
     ):
         return SigningError(f"{what}: KMS endpoint unreachable ({_safe(exc)})")
-    if isinstance(exc, exceptions.BotoCoreError):
-        return SigningError(f"{what}: {type(exc).__name__}: {_safe(exc)}")
     return SigningError(f"{what}: {type(exc).__name__}: {_safe(exc)}")
 
 
@@ -483,13 +464,11 @@ class AwsKmsSigner:
     in_process = False
 
     def __init__(self, uri: KmsUri, client: Any, key: KmsKey) -> None:
-        self._uri = uri
         self._client = client
         self._key = key
         self.reference = uri.describe()
-        spec = key.spec
         self._hash: Callable[[bytes], Any] = (
-            hashlib.sha384 if spec.algorithm.hash_name == "sha384" else hashlib.sha256
+            hashlib.sha384 if key.spec.algorithm.hash_name == "sha384" else hashlib.sha256
         )
 
     @property
@@ -541,19 +520,22 @@ class AwsKmsSigner:
         return f"AwsKmsSigner({self.reference}, {self.algorithm.name}, keyid={self.keyid[:16]}…)"
 
 
+def _open(ref: str | KmsUri) -> tuple[KmsUri, Any, KmsKey]:
+    """The parsed reference, a client for it and the key's (cached) metadata."""
+    uri = parse_uri(ref) if isinstance(ref, str) else ref
+    client, region = new_client(uri)
+    return uri, client, fetch_key(uri, client, region)
+
+
 def load(ref: str | KmsUri, options: SignerOptions | None = None) -> AwsKmsSigner:
     """Load the signer for an `awskms://` reference (one GetPublicKey per key per process)."""
     del options  # nothing secret travels with a KMS reference
-    uri = parse_uri(ref) if isinstance(ref, str) else ref
-    client, region = new_client(uri)
-    return AwsKmsSigner(uri, client, fetch_key(uri, client, region))
+    return AwsKmsSigner(*_open(ref))
 
 
 def read_public_key(ref: str | KmsUri) -> tuple[PublicKey, KmsKey]:
     """The public key (and the key's ARN and spec) a reference names; KMS never signs here."""
-    uri = parse_uri(ref) if isinstance(ref, str) else ref
-    client, region = new_client(uri)
-    key = fetch_key(uri, client, region)
+    _uri, _client, key = _open(ref)
     return key.public_key, key
 
 

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -35,6 +34,7 @@ from ..errors import ConfigError, KeyFormatError, SigningError
 from ..keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
 from ..keys import PublicKey as DsPublicKey
 from ..signer import SignerOptions, register_scheme
+from ._remote import query_params, seconds
 
 SCHEME = "hashivault"
 ADDR_ENVS = ("VAULT_ADDR", "BAO_ADDR")
@@ -103,16 +103,7 @@ def parse_reference(ref: str) -> VaultRef:
             f"{prefix} reference: key name {name!r} is not a transit key name "
             "(letters, digits, '_', '.', '@', '+', '-'; no '/')"
         )
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if key not in _QUERY:
-            raise ConfigError(
-                f"{prefix} reference: unknown query parameter {key!r} "
-                f"(known: {', '.join(sorted(_QUERY))})"
-            )
-        if key in params:
-            raise ConfigError(f"{prefix} reference: query parameter {key!r} given twice")
-        params[key] = value
+    params = query_params(query, _QUERY, where=f"{prefix} reference", noun="query parameter")
     version: int | None = None
     if "version" in params:
         raw = params["version"]
@@ -205,13 +196,7 @@ def _token_from_file(env: Mapping[str, str]) -> str | None:
 def _timeout(raw: str | None) -> float:
     if raw is None or not raw.strip():
         return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_TIMEOUT:
-        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds in (0, {MAX_TIMEOUT:g}]")
-    return value
+    return seconds(raw, what=TIMEOUT_ENV, maximum=MAX_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- transit client
@@ -388,9 +373,9 @@ class TransitClient:
                 "no such key (create it with: dssesign vault create-key "
                 f"--uri {SCHEME}://{name} --key-type TYPE)"
             )
-        elif isinstance(exc, hvac.exceptions.InvalidPath) and _vault_errors(exc):
+        elif isinstance(exc, hvac.exceptions.InvalidPath) and (routing := _vault_errors(exc)):
             reason = (
-                f"{_vault_errors(exc)} (is the transit engine mounted at "
+                f"{routing} (is the transit engine mounted at "
                 f"{self.config.mount!r}? set {MOUNT_ENVS[0]})"
             )
         elif isinstance(exc, hvac.exceptions.VaultError):
@@ -587,6 +572,17 @@ class VaultSigner:
         return f"VaultSigner({self.reference}, keyid={self.keyid[:16]}…)"
 
 
+def _read(
+    ref: str | VaultRef, config: VaultConfig | None
+) -> tuple[VaultRef, TransitClient, TransitKey, int]:
+    """Parse, connect and read the key once; the version is the pinned one, else the latest."""
+    parsed = parse_reference(ref) if isinstance(ref, str) else ref
+    client = TransitClient(config or VaultConfig.from_env())
+    key = client.read_key(parsed.name)
+    version = parsed.version if parsed.version is not None else key.latest_version
+    return parsed, client, key, version
+
+
 def load(
     ref: str | VaultRef,
     options: SignerOptions | None = None,
@@ -595,20 +591,13 @@ def load(
 ) -> VaultSigner:
     """Load the signer a `hashivault://` reference names (reads the key once from Vault)."""
     del options  # expected_keyid is checked by load_signer; nothing else applies here
-    parsed = parse_reference(ref) if isinstance(ref, str) else ref
-    client = TransitClient(config or VaultConfig.from_env())
-    key = client.read_key(parsed.name)
+    parsed, client, key, version = _read(ref, config)
     if (key.exportable or key.allow_plaintext_backup) and not parsed.allow_exportable:
         raise ConfigError(
             f"transit key {parsed.name!r} is exportable (its private key can leave Vault); "
             "refusing it (add ?allow-exportable=true to the reference to accept it)"
         )
-    version = parsed.version if parsed.version is not None else key.latest_version
     return VaultSigner(parsed, client=client, key=key, version=version)
-
-
-def _load(ref: str, options: SignerOptions) -> VaultSigner:
-    return load(ref, options)
 
 
 # --------------------------------------------------------------------------- key management
@@ -645,10 +634,8 @@ def read_public_key(
     ref: str | VaultRef, *, config: VaultConfig | None = None
 ) -> tuple[TransitKey, int, DsPublicKey]:
     """The public key of the version a reference names (latest without `?version=`)."""
-    parsed = parse_reference(ref) if isinstance(ref, str) else ref
-    key = TransitClient(config or VaultConfig.from_env()).read_key(parsed.name)
-    version = parsed.version if parsed.version is not None else key.latest_version
+    _parsed, _client, key, version = _read(ref, config)
     return key, version, key.public_key(version)
 
 
-register_scheme(SCHEME, _load)
+register_scheme(SCHEME, load)
