@@ -176,18 +176,21 @@ def test_all_seventy_cases_are_here() -> None:
     assert set(EXPECTED_CODES.values()) <= set(CODES)
 
 
+def _artifact_args(case: Path, form: str) -> list[str]:
+    """The case's artifact as the suite gives it: a path, or its sha256 digest."""
+    artifact = _artifact(case)
+    if form == "path":
+        return ["--artifact", str(artifact)]
+    return ["--digest", f"sha256:{hashlib.sha256(artifact.read_bytes()).hexdigest()}"]
+
+
 @pytest.mark.parametrize(("name", "form"), PARAMS)
 def test_conformance_case(
     name: str, form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = CASES_DIR / name
     root = build_trust_root(case, tmp_path / "trust-root.json")
-    artifact = _artifact(case)
-    given = (
-        ["--artifact", str(artifact)]
-        if form == "path"
-        else ["--digest", f"sha256:{hashlib.sha256(artifact.read_bytes()).hexdigest()}"]
-    )
+    given = _artifact_args(case, form)
     bundle = case / "bundle.sigstore.json"
     code = cli.main(["verify", "--json", "--trust-root", str(root), *given, str(bundle)])
     out = capsys.readouterr()
@@ -217,12 +220,7 @@ def test_conformance_through_a_subprocess(
 ) -> None:
     case = CASES_DIR / name
     root = build_trust_root(case, tmp_path / "trust-root.json")
-    artifact = _artifact(case)
-    given = (
-        ["--artifact", str(artifact)]
-        if form == "path"
-        else ["--digest", f"sha256:{hashlib.sha256(artifact.read_bytes()).hexdigest()}"]
-    )
+    given = _artifact_args(case, form)
     run = dssesign("verify", "--trust-root", root, *given, case / "bundle.sigstore.json")
     assert run.code == expected, run
     if expected == 0:
