@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import PASSWORD_ENV, Parser, add_json, password, print_json
+from ._cli_common import PASSWORD_ENV, Parser, add_json, env_secret, password
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -88,7 +88,14 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def open_audit_log(args: argparse.Namespace) -> AuditLog | None:
-    """The audit sink the options (or the environment) ask for; None without `--audit-log`."""
+    """The audit sink the options (or the environment) ask for; None without `--audit-log`.
+
+    Opened for writing, its checkpoint sidecar checked writable (`AuditLog.check_writable`) and
+    the audit key loaded, so call it before any other work: an audit log that cannot be
+    written stops the command before anything is signed or changed. A lock another process
+    holds on the log is waited for at most `--timeout` seconds (when the command has one).
+    """
+    from ._lock import DEFAULT_LOCK_TIMEOUT, check_timeout
     from .audit import AuditLog, default_actor
     from .signer import SignerOptions, load_signer
 
@@ -100,16 +107,27 @@ def open_audit_log(args: argparse.Namespace) -> AuditLog | None:
         return None
     checkpoint_signer = None
     if key:
-        secret = os.environ.get(AUDIT_PASSWORD_ENV)
-        options = SignerOptions(password=secret.encode("utf-8") if secret else password(args))
+        options = SignerOptions(password=env_secret(AUDIT_PASSWORD_ENV) or password(args))
         checkpoint_signer = load_signer(key, options)
-    return AuditLog(
+    timeout = getattr(args, "timeout", None)
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise ConfigError(f"--timeout {timeout}: {exc}") from None
+    log = AuditLog(
         path,
         durability=getattr(args, "audit_durability", "fsync"),
         checkpoint_signer=checkpoint_signer,
         actor=getattr(args, "actor", None) or default_actor(),
         tenant=getattr(args, "tenant", None),
+        lock_timeout=DEFAULT_LOCK_TIMEOUT if timeout is None else timeout,
     )
+    try:
+        log.check_writable()
+    except BaseException:
+        log.close()  # nothing appended: no checkpoint, just the descriptor
+        raise
+    return log
 
 
 def signing_context(
@@ -143,42 +161,138 @@ def signing_context(
         tenant=getattr(args, "tenant", None),
         subject_digests=digests,
         predicate_type=predicate_type,
+        predicate_validated=not getattr(args, "no_validate", False),
     )
 
 
-def record_load_failure(args: argparse.Namespace, reference: str, exc: BaseException) -> None:
-    """Record a key that failed to load (best effort: the load error is what the user sees)."""
-    from .audit import AuditError, profile_of, redact_reference
+def record_load_failure(
+    args: argparse.Namespace,
+    reference: str,
+    exc: BaseException,
+    *,
+    log: AuditLog | None = None,
+    operation_id: str | None = None,
+) -> None:
+    """Record a key that failed to load (best effort: the load error is what the user sees).
 
-    try:
-        log = open_audit_log(args)
-    except Exception:  # the audit key itself may be what fails; the original error wins
-        return
+    `log`: an audit log the command opened already (left open); else the one the options name,
+    opened and closed here. The reference is recorded in its allow-listed form
+    (`dssesign.signer.redacted_reference`): a refused reference's PIN-like attributes never
+    reach the log.
+    """
+    from .audit import AuditError, profile_of
+    from .signer import redacted_reference
+
+    own = log is None
     if log is None:
-        return
+        try:
+            log = open_audit_log(args)
+        except Exception:  # the audit key itself may be what fails; the original error wins
+            return
+        if log is None:
+            return
     context = signing_context(args)
-    reference = redact_reference(reference)
+    reference = redacted_reference(reference)
+    fields = {
+        "event": "sign",
+        "operationId": operation_id or context.operation_id,
+        "actor": context.actor,
+        "tenant": context.tenant,
+        "profile": profile_of(reference),
+        "keyRef": reference,
+        "result": "failure",
+        "errorCode": f"key-load:{type(exc).__name__}",
+    }
     try:
-        with log:
-            log.append(
-                {
-                    "event": "sign",
-                    "operationId": context.operation_id,
-                    "actor": context.actor,
-                    "tenant": context.tenant,
-                    "profile": profile_of(reference),
-                    "keyRef": reference,
-                    "result": "failure",
-                    "errorCode": f"key-load:{type(exc).__name__}",
-                }
-            )
+        if own:
+            with log:
+                log.append(fields)
+        else:
+            log.append(fields)
     except AuditError:
         return
 
 
-def add_trust_audit_options(parser: argparse.ArgumentParser) -> None:
-    """`--audit-log FILE [--audit-key REF] [--actor A]` for a trust-root command."""
-    _add_log_options(parser, records="this change", actor="who changes it")
+def add_trust_audit_options(parser: argparse.ArgumentParser) -> Any:
+    """`--audit-log FILE [--audit-key REF] [--actor A]` for a trust-root command; returns the
+    option group."""
+    return _add_log_options(parser, records="this change", actor="who changes it")
+
+
+def write_trust_record(
+    log: AuditLog,
+    change: str,
+    *,
+    version: int,
+    operation_id: str,
+    data: bytes | None = None,
+    keyids: tuple[str, ...] | list[str] = (),
+    rotation: tuple[str, str] | None = None,
+    signer_reference: str | None = None,
+) -> None:
+    """Record one trust-root change (or, with `rotation=(from, to)`, a rotation). `data`: the
+    trust root's new bytes, whose SHA-256 the record carries.
+
+    Call it, then `AuditLog.commit`, *before* the change is published, so that an audit log
+    that cannot record stops the change (no audit, no change); if the commit or the publishing
+    fails after all, `record_trust_not_published`."""
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest() if data is not None else None
+    if rotation is not None:
+        log.record_rotation(
+            from_keyid=rotation[0],
+            to_keyid=rotation[1],
+            version=version,
+            signer_reference=signer_reference,
+            operation_id=operation_id,
+        )
+    else:
+        log.record_trust_root_change(
+            change,
+            version=version,
+            keyids=list(keyids),
+            file_sha256=digest,
+            operation_id=operation_id,
+        )
+
+
+def record_trust_not_published(
+    log: AuditLog,
+    change: str,
+    exc: BaseException,
+    *,
+    version: int,
+    operation_id: str,
+    rotation: tuple[str, str] | None = None,
+) -> None:
+    """Best effort, after `write_trust_record`: the change it recorded was not published after
+    all. A failure record under the same operation id (`errorCode` ``not-published:<Type>``);
+    the error that stopped the change is what the user sees, so this one never raises."""
+    from .audit import AuditError
+
+    code = f"not-published:{type(exc).__name__}"
+    try:
+        if rotation is not None:
+            log.record_rotation(
+                from_keyid=rotation[0],
+                to_keyid=rotation[1],
+                version=version,
+                operation_id=operation_id,
+                result="failure",
+                error_code=code,
+            )
+        else:
+            log.record_trust_root_change(
+                change,
+                version=version,
+                operation_id=operation_id,
+                result="failure",
+                error_code=code,
+            )
+        log.commit()
+    except AuditError:
+        return
 
 
 def record_trust_change(
@@ -191,35 +305,42 @@ def record_trust_change(
     rotation: tuple[str, str] | None = None,
     signer_reference: str | None = None,
 ) -> None:
-    """Append one trust-root change (or, with `rotation=(from, to)`, a rotation) to the log the
-    options or the environment name; nothing without one. Call it after the file is saved."""
-    import hashlib
-    from pathlib import Path
+    """Open the log the options or the environment name (nothing without one) and record one
+    change of the trust root at `path` as it is now (`write_trust_record`).
+
+    For a library caller recording after the fact; the `trust-root` commands record through an
+    open log before they publish (`_cli_trust`), so that an unwritable log stops the change.
+    """
+    import uuid
+
+    from ._fileio import read_bounded
+    from .errors import InputError
+    from .trustroot import MAX_TRUST_ROOT_BYTES
 
     log = open_audit_log(args)
     if log is None:
         return
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        digest = None
+        data: bytes | None = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+    except InputError:
+        data = None
     with log:
-        if rotation is not None:
-            log.record_rotation(
-                from_keyid=rotation[0],
-                to_keyid=rotation[1],
-                version=version,
-                signer_reference=signer_reference,
-            )
-        else:
-            log.record_trust_root_change(
-                change, version=version, keyids=list(keyids), file_sha256=digest
-            )
+        write_trust_record(
+            log,
+            change,
+            version=version,
+            operation_id=str(uuid.uuid4()),
+            data=data,
+            keyids=keyids,
+            rotation=rotation,
+            signer_reference=signer_reference,
+        )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ._fileio import read_bounded
-    from .audit import verify_log
+    from ._text import escape_controls
+    from .audit import printable_json, verify_log
     from .keys import load_public_key
 
     keys = [
@@ -231,7 +352,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
     report = verify_log(args.log, keys, checkpoint=outside)
     if getattr(args, "json", False):
-        print_json(report.to_dict())
+        print(printable_json(report.to_dict()))
         return 0 if report.ok else 1
     if report.ok:
         print(
@@ -239,7 +360,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"{report.checkpoints} checkpoints, signed through record {report.anchored_seq}"
             + (f", {report.unanchored} after the last checkpoint" if report.unanchored else "")
         )
-        print(f"  head {report.head}")
+        print(f"  head {escape_controls(report.head)}")
         return 0
     print(
         f"audit log FAILED: {len(report.problems)} problem(s); records verified through "
@@ -247,7 +368,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for problem in report.problems:
-        print(f"  [{problem.kind}] {problem.message}", file=sys.stderr)
+        # The messages quote what a line holds: escaped again here, whoever built them.
+        print(f"  [{problem.kind}] {escape_controls(problem.message)}", file=sys.stderr)
     return 1
 
 
@@ -259,23 +381,58 @@ def _parse_since(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _cell(value: object) -> str:
+    """One field of a record as printable text: a signer wrote it, so no control character,
+    bidi override or line separator reaches the terminal, and no type makes the row fail."""
+    import json
+
+    from ._text import escape_controls
+
+    if value is None:
+        return "-"
+    return escape_controls(
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    )
+
+
+def _row(r: dict[str, Any]) -> str:
+    key = _cell(r.get("keyid") or r.get("toKeyid"))[:16]
+    what = _cell(r.get("event", "?"))
+    if what == "trust-root":
+        what = f"trust-root:{_cell(r.get('change', '?'))}"
+    extra = "".join(
+        f" {label}={_cell(r[name])}"
+        for name, label in (("tenant", "tenant"), ("keyRef", "key"))
+        if name in r
+    )
+    return (
+        f"{_cell(r.get('seq')):>6} {_cell(r.get('time', ''))} {what:<20} "
+        f"{_cell(r.get('result')):<8} {key:<16} {_cell(r.get('algorithm')):<26} "
+        f"{_cell(r.get('actor'))} {_cell(r.get('operationId'))}{extra}"
+        + (f" [{_cell(r['errorCode'])}]" if "errorCode" in r else "")
+    )
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .audit import read_records
+    from ._text import escape_controls
+    from .audit import Entry, printable_json, read_records
 
     since = _parse_since(args.since) if args.since else None
-    records = read_records(args.log, since=since, keyid=args.keyid)
+    skipped: list[Entry] = []
+    records = read_records(args.log, since=since, keyid=args.keyid, on_skip=skipped.append)
     if getattr(args, "json", False):
-        print_json(records)
-        return 0
-    for r in records:
-        key = str(r.get("keyid") or r.get("toKeyid") or "-")[:16]
-        what = r.get("event", "?")
-        if what == "trust-root":
-            what = f"trust-root:{r.get('change', '?')}"
+        print(printable_json(records))
+    else:
+        for record in records:
+            print(_row(record))
+    if skipped:
+        # Same in text and --json: the listing is what is sound; the rest is named, not shown.
+        numbers = ", ".join(str(entry.line) for entry in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         print(
-            f"{r['seq']:>6} {r.get('time', '')} {what:<20} {r.get('result', '-'):<8} "
-            f"{key:<16} {r.get('algorithm', '-'):<26} {r.get('actor', '-')} "
-            f"{r.get('operationId', '-')}" + (f" [{r['errorCode']}]" if "errorCode" in r else "")
+            f"warning: {len(skipped)} line(s) of {escape_controls(args.log)} are not valid records "
+            f"and are not listed (line {numbers}{more}); see 'dssesign audit verify'",
+            file=sys.stderr,
         )
     return 0
 
@@ -289,6 +446,8 @@ __all__ = [
     "open_audit_log",
     "record_load_failure",
     "record_trust_change",
+    "record_trust_not_published",
     "register",
     "signing_context",
+    "write_trust_record",
 ]

@@ -12,6 +12,7 @@ from ._cli_common import (
     add_json,
     add_new_key_output,
     add_public_key_command,
+    planned_out,
     print_json,
     write_new_key,
     write_public_key,
@@ -65,17 +66,18 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
     algorithm = get_algorithm(args.algorithm)
     uri = pkcs11.parse_uri(args.uri)
-    public, key_id = pkcs11.generate_keypair(uri, algorithm)
-    info = {
-        "keyid": public.keyid,
-        "algorithm": algorithm.name,
-        "token": uri.token,
-        "label": uri.object,
-        "id": key_id.hex(),
-        "reference": dataclasses.replace(uri, id=key_id).describe(),
-        "publicKey": public.pem,
-    }
-    write_new_key(args, public, info)
+    with planned_out(args) as outputs:  # a bad --out never costs a key on the token
+        public, key_id = pkcs11.generate_keypair(uri, algorithm)
+        info = {
+            "keyid": public.keyid,
+            "algorithm": algorithm.name,
+            "token": uri.token,
+            "label": uri.object,
+            "id": key_id.hex(),
+            "reference": dataclasses.replace(uri, id=key_id).describe(),
+            "publicKey": public.pem,
+        }
+        write_new_key(args, public, info, outputs=outputs)
     return 0
 
 
@@ -103,7 +105,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_public_key(args: argparse.Namespace) -> int:
     from .profiles import pkcs11
 
-    public = pkcs11.read_public_key(args.uri)
-    info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
-    write_public_key(args, public, info)
+    with planned_out(args) as outputs:
+        public = pkcs11.read_public_key(args.uri)
+        info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
+        write_public_key(args, public, info, outputs=outputs)
     return 0

@@ -13,6 +13,7 @@ from ._cli_common import (
     Parser,
     add_new_key_output,
     add_public_key_command,
+    planned_out,
     write_new_key,
     write_public_key,
 )
@@ -61,32 +62,34 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
     from .profiles import awskms
 
     spec = awskms.key_spec(args.key_spec)
-    created = awskms.create_key(args.uri, spec, alias=args.alias)
-    public = created.key.public_key
-    info = {
-        "keyid": public.keyid,
-        "algorithm": public.algorithm.name,
-        "keySpec": spec.name,
-        "keyId": created.key_id,
-        "keyArn": created.arn,
-        "alias": created.alias,
-        "reference": created.reference,
-        "publicKey": public.pem,
-    }
-    write_new_key(args, public, info, created.reference)
+    with planned_out(args) as outputs:  # a bad --out never costs a KMS key
+        created = awskms.create_key(args.uri, spec, alias=args.alias)
+        public = created.key.public_key
+        info = {
+            "keyid": public.keyid,
+            "algorithm": public.algorithm.name,
+            "keySpec": spec.name,
+            "keyId": created.key_id,
+            "keyArn": created.arn,
+            "alias": created.alias,
+            "reference": created.reference,
+            "publicKey": public.pem,
+        }
+        write_new_key(args, public, info, created.reference, outputs=outputs)
     return 0
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
     from .profiles import awskms
 
-    public, key = awskms.read_public_key(args.uri)
-    info = {
-        "keyid": public.keyid,
-        "algorithm": public.algorithm.name,
-        "keySpec": key.spec.name,
-        "keyArn": key.arn,
-        "publicKey": public.pem,
-    }
-    write_public_key(args, public, info, key.spec.name, key.arn)
+    with planned_out(args) as outputs:
+        public, key = awskms.read_public_key(args.uri)
+        info = {
+            "keyid": public.keyid,
+            "algorithm": public.algorithm.name,
+            "keySpec": key.spec.name,
+            "keyArn": key.arn,
+            "publicKey": public.pem,
+        }
+        write_public_key(args, public, info, key.spec.name, key.arn, outputs=outputs)
     return 0

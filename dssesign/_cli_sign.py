@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._cli_audit import add_audit_options
@@ -11,8 +13,10 @@ from ._cli_common import (
     PASSWORD_ENV,
     add_json,
     add_password,
+    command_inputs,
     emit,
     password,
+    planned_out,
     print_json,
     write_public_key,
 )
@@ -23,7 +27,9 @@ from .limits import DEFAULT_LIMITS
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .multisign import SigningResult
+    from ._fileio import OutputSet
+    from .audit import AuditLog
+    from .multisign import SigningContext, SigningResult
     from .signer import Signer, SignerOptions
 
 #: Environment variable the keyless profile reads the OIDC identity token from.
@@ -153,6 +159,12 @@ def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: b
     )
     if allow_statement:
         parser.add_argument(
+            "--no-validate",
+            action="store_true",
+            help="sign a known predicate type without its schema check (the Statement is still "
+            "validated); said on stderr and recorded in the audit log",
+        )
+        parser.add_argument(
             "--statement",
             metavar="FILE",
             help="a complete in-toto Statement instead of --subject/--predicate",
@@ -193,8 +205,13 @@ def load_signers(args: argparse.Namespace) -> list[Signer]:
     return [load_signer(ref, options) for ref in args.key]
 
 
-def _load_signers_audited(args: argparse.Namespace) -> list[Signer]:
-    """`load_signers`, recording a key that fails to load in the audit log (if one is set)."""
+def _load_signers_audited(
+    args: argparse.Namespace, audit: AuditLog | None, operation_id: str
+) -> list[Signer]:
+    """`load_signers`, recording a key that fails to load in the open audit log (if any).
+
+    Warns on stderr about each key that can leave its device (`exportable`).
+    """
     from ._cli_audit import record_load_failure
     from .signer import load_signer
 
@@ -204,9 +221,24 @@ def _load_signers_audited(args: argparse.Namespace) -> list[Signer]:
         try:
             signers.append(load_signer(ref, options))
         except Exception as exc:
-            record_load_failure(args, ref, exc)
+            if audit is not None:
+                record_load_failure(args, ref, exc, log=audit, operation_id=operation_id)
             raise
+    _warn_exportable(signers)
     return signers
+
+
+def _warn_exportable(signers: list[Signer]) -> None:
+    from .multisign import is_exportable
+
+    for signer in signers:
+        if is_exportable(signer):
+            print(
+                f"warning: key {getattr(signer, 'reference', signer.keyid)} can leave its device "
+                "(exportable/extractable, accepted by the reference's allow- option); "
+                "its signatures are marked exportable",
+                file=sys.stderr,
+            )
 
 
 def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,10 +261,19 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if not args.predicate or not args.predicate_type:
         raise ConfigError("give --predicate FILE and --type TYPE (or --statement FILE)")
     raw = read_bounded(args.predicate, limit=DEFAULT_LIMITS.max_json_bytes, what="predicate")
+    validate = not getattr(args, "no_validate", False)
     try:
-        type_uri, predicate = prepare_predicate(args.predicate_type, raw)
+        type_uri, predicate = prepare_predicate(args.predicate_type, raw, validate=validate)
     except PredicateError as exc:
         raise PredicateError(f"predicate {args.predicate}: {exc}", exc.path) from None
+    if not validate:
+        from ._text import escape_controls
+
+        print(
+            f"warning: --no-validate: the {escape_controls(type_uri)} predicate in "
+            f"{escape_controls(args.predicate)} was not checked against its schema",
+            file=sys.stderr,
+        )
     return {"_type": None, "predicateType": type_uri, "predicate": predicate}
 
 
@@ -256,11 +297,13 @@ def _envelope_summary(result: SigningResult) -> dict[str, Any]:
 
 def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
     from .bundles import is_keyless
+    from .multisign import is_exportable
 
-    item = {
+    item: dict[str, Any] = {
         "keyid": keyid,
         "algorithm": signer.algorithm.name,
         "key": getattr(signer, "reference", ""),
+        "exportable": is_exportable(signer),
     }
     if is_keyless(signer):
         # The certificate's identity and OIDC issuer: public, and what a verifier will match.
@@ -271,38 +314,61 @@ def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
 
 def _sign_and_emit(
     args: argparse.Namespace,
+    outputs: OutputSet,
+    audit: AuditLog | None,
+    *,
     signers: list[Signer],
     payload: bytes,
     payload_type: str,
-    statement: dict[str, Any] | None = None,
-    *,
+    context: SigningContext,
     bundle_dir: Path | None = None,
 ) -> int:
-    from ._cli_audit import open_audit_log, signing_context
-    from .bundles import bundle_stem, bundles_for, write_bundles
+    """Sign, commit the audit records, then publish every output at once.
+
+    --out was checked (and its temp file made) before any key was loaded; each bundle file is
+    checked here before anything is signed. Nothing is published before the audit records are
+    durable; an output that cannot be published after all is recorded as such.
+    """
+    from .bundles import bundle_names, bundle_stem, bundles_for, write_bundles
     from .multisign import MultiProfileSigner
 
-    context = signing_context(args, statement)
-    audit = open_audit_log(args)
-    try:
-        signer = MultiProfileSigner(
-            signers, threshold=args.threshold, timeout=args.timeout, audit=audit
-        )
-        result = signer.sign_detailed(payload, payload_type, context=context)
-    finally:
-        if audit is not None:
-            audit.close()  # the closing checkpoint; a failure here stops the envelope
+    stem = bundle_stem(args.out)
+    if bundle_dir is not None:
+        for name in bundle_names(signers, stem):
+            outputs.check(bundle_dir / name, what="bundle")
+    signer = MultiProfileSigner(
+        signers, threshold=args.threshold, timeout=args.timeout, audit=audit
+    )
+    result = signer.sign_detailed(payload, payload_type, context=context)
     envelope = result.envelope
     summary = _envelope_summary(result)
-    if bundle_dir is not None:
-        # All built (keyless ones checked against their signature) before any is written, and
-        # written before the envelope: an envelope on disk means its bundles are there too.
-        files = bundles_for(envelope, result.signers, bundle_stem(args.out))
-        written = write_bundles(bundle_dir, files)
-        for item, path in zip(summary["signatures"], written, strict=True):
-            item["bundle"] = str(path)
-    if args.out or not args.json:
-        emit(envelope.to_json(), args.out)
+    if getattr(args, "no_validate", False):
+        summary["predicateValidated"] = False
+    try:
+        if bundle_dir is not None:
+            # All built (keyless ones checked against their signature) and staged with the
+            # envelope; published together: an envelope on disk means its bundles are there.
+            files = bundles_for(envelope, result.signers, stem)
+            written = write_bundles(bundle_dir, files, outputs)
+            for item, path in zip(summary["signatures"], written, strict=True):
+                item["bundle"] = str(path)
+        if args.out:
+            outputs.write(args.out, envelope.to_json() + b"\n")
+        if audit is not None:
+            # Durable and checkpointed once everything is staged: no record, no envelope, and
+            # after the record only the renames can still fail.
+            audit.commit()
+        outputs.publish()
+    except BaseException as exc:
+        if audit is not None:
+            with contextlib.suppress(Exception):
+                audit.record_publish_failure(
+                    operation_id=context.operation_id,
+                    error_code=f"not-published:{type(exc).__name__}",
+                )
+        raise
+    if not args.out and not args.json:
+        emit(envelope.to_json(), None)
     if args.json:
         if args.out:
             summary["out"] = args.out
@@ -310,7 +376,8 @@ def _sign_and_emit(
             summary["envelope"] = envelope.to_dict()
         print_json(summary)
         return 0
-    stream = sys.stdout if args.out else sys.stderr
+    # The summary goes where the envelope does not: stdout unless the envelope went there.
+    stream = sys.stdout if args.out and not _is_stdout(args.out) else sys.stderr
     print(
         f"signed {payload_type} ({len(payload)} bytes) with {len(envelope.signatures)} "
         f"of {len(signers)} keys -> {args.out or 'stdout'}",
@@ -318,19 +385,77 @@ def _sign_and_emit(
     )
     for item in summary["signatures"]:
         keyid = item["keyid"] or f"(keyless) {item.get('identity', '')} {item.get('issuer', '')}"
-        print(f"  {item['algorithm']:<26} {keyid}  {item['key']}", file=stream)
+        marks = "  [exportable]" if item["exportable"] else ""
+        print(f"  {item['algorithm']:<26} {keyid}  {item['key']}{marks}", file=stream)
         if "bundle" in item:
             print(f"    bundle -> {item['bundle']}", file=stream)
     return 0
 
 
-def _bundle_dir(args: argparse.Namespace) -> Path | None:
-    """--bundle-dir, created now: before any key is loaded (keyless loading costs a certificate)."""
+def _is_stdout(path: str) -> bool:
+    """`path` is this process's standard output (`/dev/stdout`, `/dev/fd/1`, its terminal)."""
+    import os
+
+    try:
+        here, there = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _bundle_dir(args: argparse.Namespace, outputs: OutputSet) -> Path | None:
+    """--bundle-dir, created now: before any key is loaded (keyless loading costs a certificate).
+
+    Removed again (if it was created and is still empty) when the command fails.
+    """
     if not getattr(args, "bundle_dir", None):
         return None
     from .bundles import prepare_bundle_dir
 
-    return prepare_bundle_dir(args.bundle_dir)
+    return prepare_bundle_dir(args.bundle_dir, outputs)
+
+
+def _signing_command(
+    args: argparse.Namespace,
+    payload_of: Callable[[list[Signer]], tuple[bytes, str, dict[str, Any] | None]],
+) -> int:
+    """The frame of `attest` and `sign`: outputs checked, audit log opened, keys loaded, then
+    `payload_of(signers)` -> (payload, payloadType, Statement or None) signed and published.
+
+    Every check that needs no key comes first; a failure anywhere leaves no output behind.
+    """
+    import dataclasses
+
+    from ._cli_audit import open_audit_log, signing_context
+
+    operation_id = signing_context(args).operation_id  # a bad --operation-id stops us here
+    with planned_out(args) as outputs:
+        bundle_dir = _bundle_dir(args, outputs)
+        audit = open_audit_log(args)
+        try:
+            signers = _load_signers_audited(args, audit, operation_id)
+            payload, payload_type, statement = payload_of(signers)
+            context = dataclasses.replace(
+                signing_context(args, statement), operation_id=operation_id
+            )
+            code = _sign_and_emit(
+                args,
+                outputs,
+                audit,
+                signers=signers,
+                payload=payload,
+                payload_type=payload_type,
+                context=context,
+                bundle_dir=bundle_dir,
+            )
+        except BaseException:
+            if audit is not None:
+                with contextlib.suppress(Exception):
+                    audit.close()  # the error that stopped us is what the user sees
+            raise
+        if audit is not None:
+            audit.close()
+        return code
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -341,7 +466,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     passphrase = password(args)
     signer = software.generate(algorithm)
     key_path, pub_path = software.write_keypair(
-        signer, args.out, password=passphrase, force=args.force
+        signer, args.out, password=passphrase, force=args.force, inputs=command_inputs(args)
     )
     if args.json:
         print_json(
@@ -368,44 +493,75 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     from .statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
-    bundle_dir = _bundle_dir(args)
-    signers = _load_signers_audited(args)
-    statement = _finish_statement(args, partial)
-    payload = statement_payload(statement)
-    return _sign_and_emit(args, signers, payload, PAYLOAD_TYPE, statement, bundle_dir=bundle_dir)
+
+    def payload_of(signers: list[Signer]) -> tuple[bytes, str, dict[str, Any] | None]:
+        statement = _finish_statement(args, partial)
+        return statement_payload(statement), PAYLOAD_TYPE, statement
+
+    return _signing_command(args, payload_of)
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
-    if not args.payload_type:
+    payload_type = args.payload_type
+    if not payload_type:
         raise ConfigError("--payload-type must not be empty")
-    if not args.payload_type.isprintable():
+    if not payload_type.isprintable():
         # argv bytes that are not UTF-8 arrive as lone surrogates (not printable); the PAE
         # needs real UTF-8 text, and a control character has no business in a media type.
         raise ConfigError("--payload-type must be printable UTF-8 text")
+    limit = DEFAULT_LIMITS.max_payload_type_chars
+    if len(payload_type) > limit:
+        raise ConfigError(
+            f"--payload-type is {len(payload_type)} characters; verifiers refuse more than {limit}"
+        )
     payload = read_bounded(args.payload, limit=DEFAULT_LIMITS.max_payload_bytes, what="payload")
-    bundle_dir = _bundle_dir(args)
-    signers = _load_signers_audited(args)
-    return _sign_and_emit(args, signers, payload, args.payload_type, bundle_dir=bundle_dir)
+    statement = _check_in_toto_payload(payload, payload_type, args.payload)
+    return _signing_command(args, lambda signers: (payload, payload_type, statement))
+
+
+def _check_in_toto_payload(payload: bytes, payload_type: str, source: str) -> dict[str, Any] | None:
+    """An in-toto payload is held to what the verifier reads back: strict JSON (no duplicate
+    members, bounded size and depth) and a valid Statement. Returns it (for the audit record).
+
+    A payload type that only differs from the in-toto one by case or parameters is refused:
+    other verifiers may take it for in-toto, ours would not.
+    """
+    from .statement import PAYLOAD_TYPE, parse_statement
+
+    if payload_type != PAYLOAD_TYPE:
+        base = payload_type.split(";", 1)[0].strip().lower()
+        if base == PAYLOAD_TYPE:
+            raise ConfigError(
+                f"--payload-type {payload_type!r}: write the in-toto type exactly as "
+                f"{PAYLOAD_TYPE} (verifiers compare it byte for byte)"
+            )
+        return None
+    try:
+        return parse_statement(payload, allow_v01=True)
+    except InputError as exc:
+        raise type(exc)(f"payload {source}: {exc}") from None
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
     from .statement import statement_payload
 
-    statement = _finish_statement(args, _statement_from_args(args))
-    payload = statement_payload(statement)
-    if args.json and not args.out:
-        print_json(statement)
-    else:
-        emit(payload, args.out)
+    with planned_out(args) as outputs:
+        statement = _finish_statement(args, _statement_from_args(args))
+        payload = statement_payload(statement)
+        if args.json and not args.out:
+            print_json(statement)
+        else:
+            emit(payload, args.out, outputs=outputs)
     return 0
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
     from .signer import SignerOptions, load_signer
 
-    public = load_signer(args.key, SignerOptions(password=password(args))).public_key
-    info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
-    write_public_key(args, public, info)
+    with planned_out(args) as outputs:
+        public = load_signer(args.key, SignerOptions(password=password(args))).public_key
+        info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
+        write_public_key(args, public, info, outputs=outputs)
     return 0
 
 

@@ -1,19 +1,35 @@
-"""`dssesign trust-root ...` (each write atomic, each change bumps `version`) and `kit build`."""
+"""`dssesign trust-root ...` and `kit build`.
+
+Every trust-root change is one read-modify-write under the file's update lock (`PATH.lock`,
+bounded by --timeout), recorded in the audit log before the new file is renamed into place
+(no audit, no change), and bumps `version`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_audit import add_trust_audit_options, record_trust_change
-from ._cli_common import Parser, add_json, add_password, emit, password, print_json
-from ._fileio import read_bounded
+from ._cli_audit import (
+    add_trust_audit_options,
+    open_audit_log,
+    record_trust_not_published,
+    write_trust_record,
+)
+from ._cli_common import Parser, add_json, add_password, command_inputs, password, print_json
+from ._fileio import OutputSet, read_bounded
+from ._lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .audit import AuditLog
     from .keys import PublicKey
     from .trustroot import TrustRoot
 
@@ -29,8 +45,7 @@ def register(commands: Any) -> None:
     init.add_argument("--threshold", type=int, default=1, metavar="N")
     init.add_argument("--expires-days", type=int, default=365, metavar="DAYS")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
-    add_json(init)
-    add_trust_audit_options(init)
+    _add_update_options(init)
     init.set_defaults(handler=_cmd_init)
 
     add = sub.add_parser("add-key", help="trust a signing key")
@@ -40,8 +55,7 @@ def register(commands: Any) -> None:
     add.add_argument("--valid-until", metavar="TIME")
     add.add_argument("--predicate-type", action="append", default=[], metavar="URI")
     add.add_argument("--label", metavar="LABEL")
-    add_json(add)
-    add_trust_audit_options(add)
+    _add_update_options(add)
     add.set_defaults(handler=_cmd_add_key)
 
     revoke = sub.add_parser("revoke", help="revoke a key from a point in time on")
@@ -49,8 +63,7 @@ def register(commands: Any) -> None:
     revoke.add_argument("--keyid", required=True, metavar="ID")
     revoke.add_argument("--at", metavar="TIME", help="revocation time (default: now)")
     revoke.add_argument("--reason", default="", metavar="TEXT")
-    add_json(revoke)
-    add_trust_audit_options(revoke)
+    _add_update_options(revoke)
     revoke.set_defaults(handler=_cmd_revoke)
 
     policy = sub.add_parser("set-policy", help="threshold, required keys, hybrid PQ mode")
@@ -60,8 +73,7 @@ def register(commands: Any) -> None:
     policy.add_argument("--clear-required", action="store_true", help="require no keyids")
     policy.add_argument("--for-type", metavar="URI", help="set the policy for one predicate type")
     policy.add_argument("--hybrid", choices=("off", "or", "and", "pq-only"))
-    add_json(policy)
-    add_trust_audit_options(policy)
+    _add_update_options(policy)
     policy.set_defaults(handler=_cmd_set_policy)
 
     rotate = sub.add_parser("rotate", help="hand a key over to a new one, signed by the old key")
@@ -71,16 +83,14 @@ def register(commands: Any) -> None:
     rotate.add_argument("--transition-days", type=int, default=30, metavar="DAYS")
     rotate.add_argument("--label", metavar="LABEL")
     add_password(rotate)
-    add_json(rotate)
-    add_trust_audit_options(rotate)
+    _add_update_options(rotate)
     rotate.set_defaults(handler=_cmd_rotate)
 
     roots = sub.add_parser("set-root-keys", help="the keys that sign the trust root itself")
     roots.add_argument("file", metavar="FILE")
     roots.add_argument("--public-key", action="append", required=True, metavar="PEM")
     roots.add_argument("--threshold", type=int, default=1, metavar="N")
-    add_json(roots)
-    add_trust_audit_options(roots)
+    _add_update_options(roots)
     roots.set_defaults(handler=_cmd_set_root_keys)
 
     sigstore_root = sub.add_parser(
@@ -89,8 +99,7 @@ def register(commands: Any) -> None:
     )
     sigstore_root.add_argument("file", metavar="FILE")
     sigstore_root.add_argument("--trusted-root", required=True, metavar="TRUSTED_ROOT_JSON")
-    add_json(sigstore_root)
-    add_trust_audit_options(sigstore_root)
+    _add_update_options(sigstore_root)
     sigstore_root.set_defaults(handler=_cmd_set_sigstore_root)
 
     identity = sub.add_parser(
@@ -113,8 +122,7 @@ def register(commands: Any) -> None:
     )
     identity.add_argument("--predicate-type", action="append", default=[], metavar="URI")
     identity.add_argument("--label", metavar="LABEL")
-    add_json(identity)
-    add_trust_audit_options(identity)
+    _add_update_options(identity)
     identity.set_defaults(handler=_cmd_add_identity)
 
     show = sub.add_parser("show", help="print a trust root")
@@ -127,7 +135,7 @@ def register(commands: Any) -> None:
     sign.add_argument("--key", action="append", required=True, metavar="REF")
     sign.add_argument("--out", metavar="FILE", help="default: stdout")
     add_password(sign)
-    add_json(sign)
+    _add_update_options(sign)
     sign.set_defaults(handler=_cmd_sign)
 
     kit = commands.add_parser("kit", help="offline verification kits")
@@ -148,6 +156,30 @@ def register(commands: Any) -> None:
     build.set_defaults(handler=_cmd_kit_build)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds >= 0")
+    return value
+
+
+def _add_update_options(parser: argparse.ArgumentParser) -> None:
+    """--json, the audit options, and --timeout: what every command that writes shares."""
+    add_json(parser)
+    group = add_trust_audit_options(parser)
+    group.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help="give up (exit 1, nothing changed) when another process holds the trust root's "
+        f"or the audit log's lock for longer than this (default: {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+
+
 def _public_key(path: str) -> PublicKey:
     from .keys import load_public_key
 
@@ -166,65 +198,166 @@ def _read(path: str) -> TrustRoot:
     return read_trust_root(path, allow_incomplete=True)
 
 
-def _write(
+@dataclass(frozen=True)
+class _Change:
+    """A computed change: the new trust root, and what to report and record about it."""
+
+    root: TrustRoot
+    what: str
+    change: str
+    keyids: tuple[str, ...] = ()
+    #: (from, to) keyids: recorded as a rotation event instead of a trust-root change.
+    rotation: tuple[str, str] | None = None
+    signer_reference: str | None = None
+
+
+def _update(
     args: argparse.Namespace,
     path: str,
-    root: TrustRoot,
-    what: str,
+    make: Callable[[TrustRoot | None], _Change],
     *,
-    change: str,
-    keyids: tuple[str, ...] = (),
+    create: bool = False,
 ) -> int:
-    from .trustroot import save_trust_root
+    """Read, change and write the trust root at `path` as one step no other update interleaves
+    with; no audit, no change.
 
-    save_trust_root(path, root)
-    if change != "rotate":  # rotations are recorded with both keyids by _cmd_rotate
-        record_trust_change(args, change, version=root.version, path=path, keyids=keyids)
-    if args.json:
-        print_json({"file": path, "version": root.version, "change": what})
+    In order: the audit log is opened (writable, its key loaded); the update lock
+    (``PATH.lock``) is taken, waiting at most --timeout; the current file is read; the output
+    is staged (a temp file beside it: can it be written?); `make` computes the change from what
+    was read (None when `create`); the file is checked unchanged since it was read (a writer
+    that does not lock); the change is recorded and the record committed (durable,
+    checkpointed); only then is the new file renamed into place. Any failure before the rename
+    leaves the file as it was; a failure after the record adds a `not-published` failure record.
+    """
+    import uuid
+
+    from .trustroot import MAX_TRUST_ROOT_BYTES, dump_trust_root, load_trust_root
+
+    audit = open_audit_log(args)
+    try:
+        with locked(path, timeout=args.timeout, what=f"trust root {path}"):
+            before: bytes | None = None
+            current: TrustRoot | None = None
+            if create:
+                if Path(path).exists() and not getattr(args, "force", False):
+                    raise ConfigError(f"{path} exists; refusing to overwrite it (use --force)")
+            else:
+                before = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+                current = load_trust_root(before, allow_incomplete=True)
+            with OutputSet(command_inputs(args)) as outputs:
+                outputs.add(path, what="trust root")  # writable? (a temp file beside it)
+                change = make(current)
+                data = dump_trust_root(change.root)
+                outputs.write(path, data)
+                _check_unchanged(path, before, create=create)
+                if audit is None:
+                    outputs.publish()
+                else:
+                    _record_then_publish(audit, outputs, change, data, str(uuid.uuid4()))
+    except BaseException:
+        if audit is not None:
+            with contextlib.suppress(Exception):  # the error that stopped us is the one to show
+                audit.close()
+        raise
+    if audit is not None:
+        audit.close()  # committed already: writes nothing more
+    root = change.root
+    if getattr(args, "json", False):
+        print_json({"file": path, "version": root.version, "change": change.what})
     else:
-        print(f"{path}: {what} (version {root.version})")
+        print(f"{path}: {change.what} (version {root.version})")
     return 0
+
+
+def _check_unchanged(path: str, before: bytes | None, *, create: bool) -> None:
+    """Compare-and-swap: refuse to publish over a file that is not the one the change was made
+    from (a process that writes without taking the lock)."""
+    from .trustroot import MAX_TRUST_ROOT_BYTES
+
+    if create:
+        return
+    now = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+    if now != before:
+        raise ConcurrentUpdateError(
+            f"trust root {path} was changed by another process while this change was made; "
+            "nothing was written (run the command again)"
+        )
+
+
+def _record_then_publish(
+    audit: AuditLog, outputs: OutputSet, change: _Change, data: bytes, operation_id: str
+) -> None:
+    version = change.root.version
+    write_trust_record(
+        audit,
+        change.change,
+        version=version,
+        operation_id=operation_id,
+        data=data,
+        keyids=change.keyids,
+        rotation=change.rotation,
+        signer_reference=change.signer_reference,
+    )
+    # From here the log says the change was made: if it is not, say so under the same id.
+    try:
+        audit.commit()  # durable and checkpointed before the change is visible
+        outputs.publish()
+    except BaseException as exc:
+        record_trust_not_published(
+            audit,
+            change.change,
+            exc,
+            version=version,
+            operation_id=operation_id,
+            rotation=change.rotation,
+        )
+        raise
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
     from .trustroot import init_trust_root
 
-    if Path(args.out).exists() and not args.force:
-        raise ConfigError(f"{args.out} exists; refusing to overwrite it (use --force)")
-    root = init_trust_root(threshold=args.threshold, expires_days=args.expires_days)
-    return _write(args, args.out, root, "created", change="init")
+    def make(_: TrustRoot | None) -> _Change:
+        root = init_trust_root(threshold=args.threshold, expires_days=args.expires_days)
+        return _Change(root, "created", "init")
+
+    return _update(args, args.out, make, create=True)
 
 
 def _cmd_add_key(args: argparse.Namespace) -> int:
     from .trustroot import add_key
 
     key = _public_key(args.public_key)
-    root = add_key(
-        _read(args.file),
-        key,
-        valid_from=_time(args.valid_from, "--valid-from"),
-        valid_until=_time(args.valid_until, "--valid-until"),
-        predicate_types=tuple(args.predicate_type),
-        label=args.label,
-    )
-    return _write(
-        args,
-        args.file,
-        root,
-        f"added key {key.keyid} ({key.algorithm.name})",
-        change="add-key",
-        keyids=(key.keyid,),
-    )
+    valid_from = _time(args.valid_from, "--valid-from")
+    valid_until = _time(args.valid_until, "--valid-until")
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = add_key(
+            current,
+            key,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            predicate_types=tuple(args.predicate_type),
+            label=args.label,
+        )
+        what = f"added key {key.keyid} ({key.algorithm.name})"
+        return _Change(root, what, "add-key", keyids=(key.keyid,))
+
+    return _update(args, args.file, make)
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
     from .trustroot import revoke_key
 
-    root = revoke_key(_read(args.file), args.keyid, at=_time(args.at, "--at"), reason=args.reason)
-    return _write(
-        args, args.file, root, f"revoked key {args.keyid}", change="revoke", keyids=(args.keyid,)
-    )
+    at = _time(args.at, "--at")
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = revoke_key(current, args.keyid, at=at, reason=args.reason)
+        return _Change(root, f"revoked key {args.keyid}", "revoke", keyids=(args.keyid,))
+
+    return _update(args, args.file, make)
 
 
 def _cmd_set_policy(args: argparse.Namespace) -> int:
@@ -233,53 +366,60 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
     if args.clear_required and args.require_keyid:
         raise ConfigError("--clear-required and --require-keyid contradict each other")
     required = () if args.clear_required else args.require_keyid
-    root = set_policy(
-        _read(args.file),
-        threshold=args.threshold,
-        required_keyids=required,
-        for_type=args.for_type,
-        hybrid=args.hybrid,
-    )
     scope = f" for {args.for_type}" if args.for_type else ""
-    return _write(args, args.file, root, f"policy updated{scope}", change="set-policy")
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = set_policy(
+            current,
+            threshold=args.threshold,
+            required_keyids=required,
+            for_type=args.for_type,
+            hybrid=args.hybrid,
+        )
+        return _Change(root, f"policy updated{scope}", "set-policy")
+
+    return _update(args, args.file, make)
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
     from .signer import SignerOptions, load_signer
     from .trustroot import rotate_key
 
+    # Keys are loaded (a KMS or HSM may be slow) before the trust root is locked.
     old = load_signer(args.from_key, SignerOptions(password=password(args)))
     new = _public_key(args.to_public_key)
-    root = rotate_key(
-        _read(args.file), old, new, transition_days=args.transition_days, label=args.label
-    )
-    _write(
-        args, args.file, root, f"rotated {old.keyid[:16]}… -> {new.keyid[:16]}…", change="rotate"
-    )
-    record_trust_change(
-        args,
-        "rotate",
-        version=root.version,
-        path=args.file,
-        rotation=(old.keyid, new.keyid),
-        signer_reference=args.from_key,
-    )
-    return 0
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = rotate_key(current, old, new, transition_days=args.transition_days, label=args.label)
+        return _Change(
+            root,
+            f"rotated {old.keyid[:16]}… -> {new.keyid[:16]}…",
+            "rotate",
+            rotation=(old.keyid, new.keyid),
+            signer_reference=args.from_key,
+        )
+
+    return _update(args, args.file, make)
 
 
 def _cmd_set_root_keys(args: argparse.Namespace) -> int:
     from .trustroot import set_root_keys
 
     keys = [_public_key(p) for p in args.public_key]
-    root = set_root_keys(_read(args.file), keys, threshold=args.threshold)
-    return _write(
-        args,
-        args.file,
-        root,
-        f"{len(keys)} root keys, threshold {args.threshold}",
-        change="set-root-keys",
-        keyids=tuple(k.keyid for k in keys),
-    )
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = set_root_keys(current, keys, threshold=args.threshold)
+        return _Change(
+            root,
+            f"{len(keys)} root keys, threshold {args.threshold}",
+            "set-root-keys",
+            keyids=tuple(k.keyid for k in keys),
+        )
+
+    return _update(args, args.file, make)
 
 
 def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
@@ -290,8 +430,13 @@ def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
     document = loads_strict(data, what=f"trusted root {args.trusted_root}")
     if not isinstance(document, dict):
         raise ConfigError(f"trusted root {args.trusted_root}: expected a JSON object")
-    root = set_sigstore_root(_read(args.file), document)
-    return _write(args, args.file, root, "Sigstore trusted root set", change="set-sigstore-root")
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = set_sigstore_root(current, document)
+        return _Change(root, "Sigstore trusted root set", "set-sigstore-root")
+
+    return _update(args, args.file, make)
 
 
 def _cmd_add_identity(args: argparse.Namespace) -> int:
@@ -305,24 +450,27 @@ def _cmd_add_identity(args: argparse.Namespace) -> int:
         if name in extensions:
             raise ConfigError(f"--extension {name} given twice")
         extensions[name] = value
-    root = add_identity(
-        _read(args.file),
-        issuer=args.issuer,
-        subject=args.subject,
-        subject_regexp=args.subject_regexp,
-        extensions=extensions,
-        predicate_types=tuple(args.predicate_type),
-        label=args.label,
-    )
-    assert root.keyless is not None  # add_identity refuses a root without a sigstore section
-    shown = root.keyless.identities[-1].shown_subject
-    return _write(
-        args, args.file, root, f"added identity {args.issuer} {shown}", change="add-identity"
-    )
+
+    def make(current: TrustRoot | None) -> _Change:
+        assert current is not None
+        root = add_identity(
+            current,
+            issuer=args.issuer,
+            subject=args.subject,
+            subject_regexp=args.subject_regexp,
+            extensions=extensions,
+            predicate_types=tuple(args.predicate_type),
+            label=args.label,
+        )
+        assert root.keyless is not None  # add_identity refuses a root without a sigstore section
+        shown = root.keyless.identities[-1].shown_subject
+        return _Change(root, f"added identity {args.issuer} {shown}", "add-identity")
+
+    return _update(args, args.file, make)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .trustroot import failed_handovers, format_time, to_json
+    from .trustroot import failed_handovers, format_time, rotation_chain_problem, to_json
 
     root = _read(args.file)
     if args.json:
@@ -362,21 +510,73 @@ def _cmd_show(args: argparse.Namespace) -> int:
             f"until {format_time(event.transition_deadline)}"
         )
     for event in failed_handovers(root):
-        print(f"warning: handover to {event.to_keyid} does not verify", file=sys.stderr)
+        problem = rotation_chain_problem(root, event.to_keyid)
+        print(f"warning: key {event.to_keyid} will not count: {problem}", file=sys.stderr)
     return 0
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
-    from ._cli_sign import load_signers
-    from .trustroot import sign_trust_root
+    """Outputs checked (audit log, --out) before a key is loaded; the record is committed
+    before the envelope is published; no record, no envelope."""
+    import uuid
 
-    envelope = sign_trust_root(_read(args.file), load_signers(args))
-    emit(envelope.to_json(), args.out)
+    from ._cli_sign import load_signers
+    from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root, sign_trust_root
+
+    audit = open_audit_log(args)
+    try:
+        with OutputSet(command_inputs(args)) as outputs:
+            outputs.add_input("the trust root", args.file)
+            if args.out:
+                outputs.add(args.out, what="--out")
+            signers = load_signers(args)
+            data = read_bounded(args.file, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+            root = load_trust_root(data, allow_incomplete=True)
+            envelope = sign_trust_root(root, signers)
+            out = envelope.to_json()
+            out = out if out.endswith(b"\n") else out + b"\n"
+            if args.out:
+                outputs.write(args.out, out)
+            if audit is None:
+                _publish_signed(outputs, args.out, out)
+            else:
+                operation_id = str(uuid.uuid4())
+                write_trust_record(
+                    audit,
+                    "sign",
+                    version=root.version,
+                    operation_id=operation_id,
+                    data=data,
+                    keyids=[signer.keyid for signer in signers],
+                )
+                try:
+                    audit.commit()
+                    _publish_signed(outputs, args.out, out)
+                except BaseException as exc:
+                    record_trust_not_published(
+                        audit, "sign", exc, version=root.version, operation_id=operation_id
+                    )
+                    raise
+    except BaseException:
+        if audit is not None:
+            with contextlib.suppress(Exception):
+                audit.close()
+        raise
+    if audit is not None:
+        audit.close()
     if args.json:
         print_json({"out": args.out, "signatures": [s.keyid for s in envelope.signatures]})
     elif args.out:
         print(f"{args.out}: signed by {len(envelope.signatures)} root keys")
     return 0
+
+
+def _publish_signed(outputs: OutputSet, path: str | None, out: bytes) -> None:
+    if path:
+        outputs.publish()
+    else:
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
 
 
 def _cmd_kit_build(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from ._cli_common import (
     Parser,
     add_new_key_output,
     add_public_key_command,
+    planned_out,
     write_new_key,
     write_public_key,
 )
@@ -54,8 +55,10 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
     from .profiles import vault
 
     ref = vault.parse_reference(args.uri)
-    key, public = vault.create_key(ref, args.key_type)
-    write_new_key(args, public, _describe(key.name, key.key_type, key.latest_version, public, ref))
+    with planned_out(args) as outputs:  # a bad --out never costs a transit key
+        key, public = vault.create_key(ref, args.key_type)
+        info = _describe(key.name, key.key_type, key.latest_version, public, ref)
+        write_new_key(args, public, info, outputs=outputs)
     return 0
 
 
@@ -63,10 +66,11 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
     from .profiles import vault
 
     ref = vault.parse_reference(args.uri)
-    key, version, public = vault.read_public_key(ref)
-    info = _describe(key.name, key.key_type, version, public, ref)
-    info["latestVersion"] = key.latest_version
-    write_public_key(args, public, info, f"{key.name} version {version}")
+    with planned_out(args) as outputs:
+        key, version, public = vault.read_public_key(ref)
+        info = _describe(key.name, key.key_type, version, public, ref)
+        info["latestVersion"] = key.latest_version
+        write_public_key(args, public, info, f"{key.name} version {version}", outputs=outputs)
     return 0
 
 

@@ -169,7 +169,7 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
             at=request.at,
         )
     except VerificationError as exc:
-        return 1, {"envelope": str(path), **failure_report(exc)}
+        return exc.exit_code, {"envelope": str(path), **failure_report(exc)}
     except DssesignError as exc:
         return exc.exit_code, {
             "envelope": str(path),
@@ -211,13 +211,21 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
             print_json(failure_report(exc))
         raise
-    at = parse_time(args.at, what="--at") if args.at else None
+    # An empty --type or --at (an unset shell variable) is bad usage, never "any" or "now".
+    at = parse_time(args.at, what="--at") if args.at is not None else None
     predicate_type = None
-    if args.predicate_type:
+    if args.predicate_type is not None:
         from .predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
-    bundled = _bundle_mode(args.envelopes)
+    try:
+        bundled = _bundle_mode(args.envelopes)
+    except VerificationError as exc:
+        if args.json:
+            from .verify import failure_report
+
+            print_json(failure_report(exc))
+        raise
     if bundled is not None:
         code, report = _verify_bundled(root, bundled, args, predicate_type, at)
         return _print_single(code, report, json_output=args.json)
@@ -247,19 +255,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> int:
+    from ._text import escape_controls as safe
+
     if json_output:
         print_json(report)
     elif code == 0:
-        print(f"OK: {report['message']}")
+        print(f"OK: {safe(report['message'])}")
         for key in report.get("keysCounted", []):
-            label = f" ({key['label']})" if key.get("label") else ""
+            label = f" ({safe(key['label'])})" if key.get("label") else ""
             print(f"  {key['algorithm']:<26} {key['keyid']}{label}")
         for identity in report.get("identitiesCounted", []):
-            label = f" ({identity['label']})" if identity.get("label") else ""
-            print(f"  {'keyless':<26} {identity['issuer']} {identity['subject']}{label}")
+            label = f" ({safe(identity['label'])})" if identity.get("label") else ""
+            print(
+                f"  {'keyless':<26} {safe(identity['issuer'])} {safe(identity['subject'])}{label}"
+            )
     else:
         print(
-            f"error: verification failed [{report['code']}]: {report['message']}",
+            f"error: verification failed [{report['code']}]: {safe(report['message'])}",
             file=sys.stderr,
         )
     return code
@@ -282,9 +294,19 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
     """
     from .limits import DEFAULT_LIMITS
 
-    if len(arguments) > 1 + DEFAULT_LIMITS.max_signatures:
-        return None
     if any(Path(a).is_dir() for a in arguments):
+        return None
+    limit = DEFAULT_LIMITS.max_signatures
+    if len(arguments) > 1 + limit:
+        # Too many for one envelope's bundles: if bundles are among them, say so (a bounded
+        # look at the first ones), rather than verifying them as many envelopes.
+        if any(_is_bundle(_read_or_empty(a)) for a in arguments[1 : limit + 2]):
+            from .verify import Code
+
+            raise VerificationError(
+                Code.TOO_MANY_BUNDLES,
+                f"{len(arguments) - 1} bundles exceed the limit of {limit} (one per signature)",
+            )
         return None
     contents: list[bytes] = []
     kinds: list[bool] = []
@@ -312,6 +334,15 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
             "or one BUNDLE alone"
         )
     return _Bundled(envelope=contents[0], bundles=tuple(contents[1:]))
+
+
+def _read_or_empty(path: str) -> bytes:
+    from .limits import DEFAULT_LIMITS
+
+    try:
+        return read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
+    except DssesignError:
+        return b""
 
 
 def _is_bundle(data: bytes) -> bool:
@@ -359,7 +390,7 @@ def _verify_bundled(
                 at=at,
             )
     except VerificationError as exc:
-        return 1, failure_report(exc)
+        return exc.exit_code, failure_report(exc)
     return 0, result.to_dict()
 
 
@@ -383,7 +414,11 @@ def _report_many(
                 reports.append(report)
             elif code:
                 failed += 1
-                print(f"FAIL {report['envelope']}: [{report['code']}] {report['message']}")
+                from ._text import escape_controls as safe
+
+                print(
+                    f"FAIL {safe(report['envelope'])}: [{report['code']}] {safe(report['message'])}"
+                )
             if progress is not None:
                 progress.advance(task)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterable
@@ -33,6 +34,47 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # I-JSON (RFC 7493): 1e400 would be read as infinity, which no other parser agrees on.
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} is out of range for a double (I-JSON)")
+    return value
+
+
+#: I-JSON (RFC 7493 section 2.2): integers beyond +-(2^53 - 1) mean different numbers to
+#: parsers that read them as doubles, so a signed document may not carry them.
+_MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 15 and not -_MAX_EXACT_INTEGER <= value <= _MAX_EXACT_INTEGER:
+        raise ValueError(f"integer {text[:40]} is beyond 2^53 - 1, which I-JSON forbids")
+    return value
+
+
+#: A \uD800-\uDFFF escape: the only way a lone surrogate gets into text decoded from UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Any string (member name or value) holding an unpaired surrogate; iterative walk."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -54,7 +96,10 @@ def _decoder() -> json.JSONDecoder:
     decoder: json.JSONDecoder | None = getattr(_local, "decoder", None)
     if decoder is None:
         decoder = json.JSONDecoder(
-            object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+            object_pairs_hook=_pairs_no_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_exact_int,
         )
         _local.decoder = decoder
     return decoder
@@ -84,7 +129,16 @@ def loads_strict(
     error: type[InputError] = InputError,
 ) -> Any:
     """Parse untrusted JSON; raise `error` naming `what` on anything we would not sign or trust."""
-    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    if isinstance(data, str):
+        try:
+            size = len(data.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise error(
+                f"{what}: a lone surrogate (U+{ord(data[exc.start]):04X} at character "
+                f"{exc.start}) is not valid Unicode text (I-JSON)"
+            ) from None
+    else:
+        size = len(data)
     if size > limits.max_json_bytes:
         raise error(f"{what}: {size} bytes exceeds the limit of {limits.max_json_bytes}")
     if isinstance(data, bytes):
@@ -106,6 +160,10 @@ def loads_strict(
         ) from None
     except ValueError as exc:
         raise error(f"{what}: not valid JSON: {exc}") from None
+    # Escaped lone surrogates ("\\ud800") decode to text no UTF-8 writer can emit; only a
+    # document with such an escape pays for the walk.
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise error(f"{what}: a \\u escape leaves a lone surrogate, which I-JSON forbids")
     # Depth cannot exceed the number of opening brackets, so most documents skip the walk.
     brackets = text.count("[") + text.count("{")
     if brackets > limits.max_json_depth and _depth_exceeds(value, limits.max_json_depth):

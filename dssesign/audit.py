@@ -13,13 +13,15 @@ Every line of the log is one JSON object (RFC 8785 form) and one of two kinds:
   and (atomically replaced) into the sidecar ``LOG.checkpoint``, so a log cut back behind the
   last checkpoint is caught as long as the sidecar (or a copy shipped elsewhere) survives.
 
-Writers in several processes share one log: each append takes an exclusive `fcntl.flock`, reads
-the tail when another process wrote since, and writes its line with one ``write`` on an
-``O_APPEND`` descriptor. Durability is ``fsync`` per record or group commit (one ``fdatasync``
-per batch or interval, and always before a checkpoint and on close). A line a crash left without
-its newline (a torn final line) is never taken for a record: the verifier reports it, and the
-next writer cuts it off and appends a ``recovery`` record with its length and SHA-256 before
-continuing the chain.
+Writers in several processes share one log: each append takes an exclusive `fcntl.flock`
+(waiting at most ``lock_timeout`` seconds for another process that holds it, then failing with
+`AuditError`), reads the tail when another process wrote since, and writes its line with one
+``write`` on an ``O_APPEND`` descriptor. `AuditLog.commit` makes the records durable and
+checkpointed before what they describe is published. Durability is ``fsync`` per record or
+group commit (one ``fdatasync`` per batch or interval, and always before a checkpoint and on
+close). A line a crash left without its newline (a torn final line) is never taken for a record:
+the verifier reports it, and the next writer cuts it off and appends a ``recovery`` record with
+its length and SHA-256 before continuing the chain.
 
 No record holds a payload, signature, passphrase or PIN: payloads appear as SHA-256 digests,
 key references with their secrets stripped (`redact_reference`), errors as codes.
@@ -35,8 +37,12 @@ import getpass
 import hashlib
 import json
 import os
+import re
+import stat
+import tempfile
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,16 +50,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, quote
 
 from ._fileio import atomic_write
 from ._json import loads_strict
-from .canonical import canonicalize
+from ._lock import DEFAULT_LOCK_TIMEOUT, check_timeout, flock_within
+from ._text import escape_controls
+from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .dsse import pae
-from .errors import DssesignError, InputError
+from .errors import CanonicalizationError, DssesignError, InputError, LockTimeoutError
 from .keys import PublicKey
 from .multisign import RecordHook, SigningContext, SigningRecord
-from .signer import Signer
+from .signer import Signer, redacted_reference
 
 __all__ = [
     "CHECKPOINT_PAYLOAD_TYPE",
@@ -64,6 +71,7 @@ __all__ = [
     "Problem",
     "VerifyReport",
     "default_actor",
+    "printable_json",
     "read_entries",
     "redact_reference",
     "verify_log",
@@ -80,6 +88,8 @@ SAFE_QUERY_KEYS: Final = frozenset(
 _SECRET_ATTRIBUTES: Final = ("pin-value", "pin-source", "password", "passphrase")
 _READ_CHUNK: Final = 65536
 _MAX_LINE: Final = 1 << 20
+#: Largest log `audit verify` and `audit show` read (kept in memory while checked).
+MAX_LOG_BYTES: Final = 1 << 30
 
 Durability = Literal["fsync", "group"]
 
@@ -105,34 +115,12 @@ def default_actor() -> str:
 
 
 def redact_reference(reference: str) -> str:
-    """A key reference fit for a record: no PIN, passphrase, password or unknown query value.
+    """A key reference fit for a record: `dssesign.signer.redacted_reference`, an allow-list.
 
-    pkcs11 URIs lose ``pin-value``/``pin-source`` (path or query); any ``?query`` keeps only the
-    keys in `SAFE_QUERY_KEYS`; URL user info and fragments are dropped.
+    Only the scheme and attributes known to hold no secret survive; pkcs11 URIs also lose
+    ``pin-source``; URL user info, fragments and every other attribute are dropped.
     """
-    base, _, query = reference.partition("?")
-    base = base.split("#", 1)[0]
-    if ":" in base:
-        scheme, _, rest = base.partition(":")
-        if rest.startswith("//"):
-            authority, slash, path = rest[2:].partition("/")
-            rest = "//" + authority.rsplit("@", 1)[-1] + slash + path  # no user:password@
-        rest = ";".join(
-            attribute
-            for attribute in rest.split(";")
-            if attribute.split("=", 1)[0].lower() not in _SECRET_ATTRIBUTES
-        )
-        base = f"{scheme}:{rest}"
-    if not query:
-        return base
-    kept = [
-        (key, value)
-        for key, value in parse_qsl(query.split("#", 1)[0], keep_blank_values=True)
-        if key.lower() in SAFE_QUERY_KEYS
-    ]
-    if not kept:
-        return base
-    return base + "?" + "&".join(f"{quote(k, safe='-')}={quote(v, safe='/-._')}" for k, v in kept)
+    return redacted_reference(reference, pin_source=False)
 
 
 def profile_of(reference: str) -> str:
@@ -232,6 +220,8 @@ def _context_fields(context: SigningContext | None) -> dict[str, Any]:
         fields["subjectDigests"] = [dict(d) for d in context.subject_digests]
     if context.predicate_type is not None:
         fields["predicateType"] = context.predicate_type
+    if not context.predicate_validated:
+        fields["predicateValidation"] = "skipped"  # attest --no-validate
     return fields
 
 
@@ -258,6 +248,8 @@ def signing_fields(record: SigningRecord) -> dict[str, Any]:
     }
     if record.signature_sha256 is not None:
         fields["signatureSha256"] = record.signature_sha256
+    if record.exportable:
+        fields["exportable"] = True  # the key can leave its device (allow-exportable/-extractable)
     code = error_code(record.error)
     if code is not None:
         fields["errorCode"] = code
@@ -298,9 +290,12 @@ class Checkpoint:
             keyid, algorithm, signature = obj["keyid"], obj["algorithm"], obj["signature"]
             if not (
                 type(seq) is int
+                and 0 < seq <= MAX_SAFE_INTEGER
                 and all(isinstance(v, str) for v in (head, moment, keyid, algorithm, signature))
             ):
                 raise TypeError
+            for text in (head, moment, keyid, algorithm):
+                text.encode("utf-8")  # a lone surrogate: no signed message could hold it
             raw = base64.b64decode(signature, validate=True)
         except (KeyError, TypeError, ValueError):
             raise InputError("malformed checkpoint") from None
@@ -335,11 +330,17 @@ class AuditLog:
         actor: str | None = None,
         tenant: str | None = None,
         on_append: Callable[[dict[str, Any], str], None] | None = None,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if durability not in ("fsync", "group"):
             raise AuditError(f"durability must be 'fsync' or 'group', not {durability!r}")
         if group_size < 1 or group_interval < 0 or checkpoint_every < 1:
             raise AuditError("group_size and checkpoint_every must be >= 1, group_interval >= 0")
+        try:
+            #: Seconds an append waits for another process's lock on the log (None: no bound).
+            self.lock_timeout = check_timeout(lock_timeout)
+        except ValueError as exc:
+            raise AuditError(str(exc)) from None
         self.path = Path(path)
         self.sidecar = Path(f"{self.path}{SIDECAR_SUFFIX}")
         self.durability: Durability = durability
@@ -478,7 +479,7 @@ class AuditLog:
                 raise AuditError(f"audit log {self.path} is closed")
             fd = self._fd
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # (inlined _locked: this is the hot path)
+                self._flock()  # (inlined _locked: this is the hot path)
                 try:
                     self._refresh_tail()
                     record_hash = self._append_locked(fields)
@@ -492,12 +493,20 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._flock()
         try:
             self._refresh_tail()
             yield
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _flock(self) -> None:
+        """The exclusive flock on the log, within `lock_timeout` (then AuditError)."""
+        if not flock_within(self._fd, self.lock_timeout):
+            raise AuditError(
+                f"audit log {self.path}: another process has held its lock for more than "
+                f"{self.lock_timeout:g}s; nothing was recorded"
+            )
 
     def _refresh_tail(self) -> None:
         size = os.fstat(self._fd).st_size
@@ -639,6 +648,69 @@ class AuditLog:
         self._appended_since_checkpoint = False
         return checkpoint
 
+    def commit(self) -> Checkpoint | None:
+        """Make every record written so far durable and (with an audit key) checkpoint them,
+        keeping the log open; AuditError if either fails.
+
+        Call it after recording an operation and before publishing its result: nothing is then
+        published whose records could still be lost or left unsigned, and the log is still
+        open to record a publication that fails after all (`record_publish_failure`). A
+        `close` right after it writes nothing more.
+        """
+        with self._lock:
+            if self._closed:
+                raise AuditError(f"audit log {self.path} is closed")
+            try:
+                # Unconditionally: the group-commit thread may be mid-fdatasync of our records.
+                _fdatasync(self._fd)
+                self._unsynced = 0
+                if self._flush_error is not None:
+                    raise self._flush_error
+                if self._signer is not None and self._appended_since_checkpoint:
+                    with self._locked():
+                        return self._checkpoint_locked()
+                return None
+            except OSError as exc:
+                raise AuditError(f"audit log {self.path}: {exc.strerror or exc}") from None
+            except InputError as exc:  # the checkpoint sidecar could not be replaced
+                raise AuditError(f"audit log {self.path}: {exc}") from None
+
+    def check_writable(self) -> None:
+        """Refuse now, before any work, a log whose checkpoint could not be written on close.
+
+        The log itself was opened for writing already; this checks that the sidecar
+        ``LOG.checkpoint`` can be replaced (a temp file in its directory, then a rename).
+        """
+        if self._signer is None:
+            return
+        if self.sidecar.is_dir():
+            raise AuditError(f"audit log {self.path}: its checkpoint {self.sidecar} is a directory")
+        directory = self.sidecar.parent if str(self.sidecar.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(
+                dir=directory, prefix=f".{self.sidecar.name}.", suffix=".tmp"
+            )
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise AuditError(
+                f"audit log {self.path}: cannot write its checkpoint {self.sidecar}: {exc.strerror}"
+            ) from None
+
+    def record_publish_failure(self, *, operation_id: str, error_code: str) -> str:
+        """The outputs of operation `operation_id`, recorded as successful, were not published
+        after all (e.g. a rename failed after `commit`): ``{"event": "publish", "result":
+        "failure", "errorCode": ...}`` under the same operation id."""
+        return self.append(
+            {
+                "event": "publish",
+                "operationId": operation_id,
+                "actor": self._actor,
+                "result": "failure",
+                "errorCode": error_code,
+            }
+        )
+
     # -- closing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -721,7 +793,13 @@ def _read_tail(fd: int, size: int) -> _Tail:
                 seq = obj.get("seq")
                 if type(seq) is not int:
                     raise AuditError("the audit log's last record has no sequence number")
-                tail.seq, tail.head = seq, _hash(obj)
+                try:
+                    head = _hash(obj)
+                except CanonicalizationError:  # no writer made it: never chain onto it
+                    raise AuditError(
+                        "the audit log ends in a malformed record; run 'dssesign audit verify'"
+                    ) from None
+                tail.seq, tail.head = seq, head
                 return tail
         if chunk >= size:
             return tail  # checkpoints only (or nothing): a fresh chain
@@ -738,32 +816,105 @@ def _parse_line(line: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+# --- display ---------------------------------------------------------------------------------
+
+# What `escape_controls` shows escaped (controls, bidi overrides/isolates, line separators, BOM)
+# and lone surrogates, less C0, which json.dumps escapes itself: these appear only inside strings.
+_UNPRINTABLE_IN_JSON: Final = re.compile(
+    "[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def printable_json(value: Any) -> str:
+    """Indented JSON of `value` that is safe for a terminal: a character a terminal would obey or
+    reorder by becomes a ``\\uXXXX`` escape (the same string to a JSON reader), so a field a
+    signer wrote cannot erase, hide or forge output; other non-ASCII text stays readable."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    return _UNPRINTABLE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    """Escaped and bounded: attacker-chosen text quoted in a finding's message."""
+    return escape_controls(text[:limit]) + ("..." if len(text) > limit else "")
+
+
 # --- reading and verifying -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One line of the log: a record or a checkpoint (`obj`), or None for an unparsable line."""
+    """One line of the log: a record or a checkpoint (`obj`), or None for a line that is not
+    sound I-JSON (unparsable, torn, or without an RFC 8785 form, so no writer made it)."""
 
     line: int
     obj: dict[str, Any] | None
     raw: bytes
     complete: bool
+    #: Why `obj` is None (None for a sound line).
+    error: str | None = None
+    #: A line strict reading refused, read leniently: only to say which record it claims to be.
+    salvaged: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: SHA-256 (hex) of `obj` in RFC 8785 form: a record's hash ("" when `obj` is None).
+    digest: str = ""
 
     @property
     def kind(self) -> str:
         return str(self.obj.get("type")) if self.obj is not None else "corrupt"
 
 
+def _salvage(line: bytes) -> dict[str, Any] | None:
+    """Lenient reading of a refused line, never trusted: only for which record it claims to be,
+    so that one bad record is one finding and not also a deleted one."""
+    if len(line) > _MAX_LINE:
+        return None
+    try:
+        obj = json.loads(line.decode("utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _entry(number: int, raw: bytes, complete: bool) -> Entry:
+    """Parse one line strictly and canonicalize it once: an object that parses but has no
+    RFC 8785 form (1e400, an integer beyond 2^53, a lone surrogate) has no hash to chain, so it
+    is a bad line to report, never an exception that aborts the whole verification."""
+    if not complete:
+        return Entry(number, None, raw, False, error="torn final line")
+    try:
+        obj = loads_strict(raw, what="audit line")
+    except InputError as exc:
+        return Entry(number, None, raw, True, error=str(exc), salvaged=_salvage(raw))
+    if not isinstance(obj, dict):
+        return Entry(number, None, raw, True, error="not a JSON object")
+    try:
+        digest = hashlib.sha256(canonicalize(obj)).hexdigest()
+    except CanonicalizationError as exc:
+        return Entry(number, None, raw, True, error=str(exc), salvaged=obj)
+    return Entry(number, obj, raw, True, digest=digest)
+
+
 def read_entries(path: str | os.PathLike[str]) -> list[Entry]:
     """Every line of the log, under a shared lock so no writer is half-way through one."""
     try:
         with open(path, "rb") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                # /dev/zero or a FIFO would be read without end: a log is a regular file.
+                raise InputError(f"audit log {path}: not a regular file")
+            # A hung writer must not hang verify or show: the shared lock is bounded too.
+            if not flock_within(handle.fileno(), DEFAULT_LOCK_TIMEOUT, shared=True):
+                raise LockTimeoutError(
+                    f"audit log {path}: a writer held its lock for over "
+                    f"{DEFAULT_LOCK_TIMEOUT:g} s; nothing was read"
+                )
             try:
-                data = handle.read()
+                data = handle.read(MAX_LOG_BYTES + 1)
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        if len(data) > MAX_LOG_BYTES:
+            raise InputError(
+                f"audit log {path}: larger than the limit of {MAX_LOG_BYTES} bytes "
+                "(dssesign.audit.MAX_LOG_BYTES); verify a rotated, smaller log"
+            )
     except FileNotFoundError:
         raise InputError(f"audit log {path}: no such file") from None
     except OSError as exc:
@@ -777,8 +928,7 @@ def read_entries(path: str | os.PathLike[str]) -> list[Entry]:
         lines.pop()
     for index, raw in enumerate(lines):
         complete = last_complete or index < len(lines) - 1
-        obj = _parse_line(raw) if complete else None
-        entries.append(Entry(index + 1, obj, raw, complete))
+        entries.append(_entry(index + 1, raw, complete))
     return entries
 
 
@@ -841,6 +991,8 @@ class _Rec:
     seq: int
     prev: str
     hash: str
+    #: False for a malformed record kept in the chain only for its place (reported already).
+    sound: bool = True
 
 
 def verify_log(
@@ -854,6 +1006,7 @@ def verify_log(
 
     `keys` are the audit keys whose checkpoints count. `checkpoint` is a checkpoint line kept
     elsewhere (the newest one seen); else the sidecar ``LOG.checkpoint`` is used if present.
+    Whatever a line holds, it is a finding in the report, never an exception.
     """
     report = VerifyReport()
     by_keyid = {key.keyid: key for key in keys}
@@ -872,9 +1025,7 @@ def verify_log(
             continue
         obj = entry.obj
         if obj is None:
-            report.problems.append(
-                Problem("corrupt-line", f"line {entry.line} is not a JSON object", line=entry.line)
-            )
+            _bad_line(entry, entry.salvaged or {}, entry.error or "not JSON", records, report)
             continue
         if obj.get("type") == "checkpoint":
             try:
@@ -887,32 +1038,48 @@ def verify_log(
                 )
             continue
         seq, prev = obj.get("seq"), obj.get("prev")
-        if obj.get("type") != "record" or type(seq) is not int or not isinstance(prev, str):
-            report.problems.append(
-                Problem("malformed-record", f"line {entry.line}: not a record", line=entry.line)
+        if obj.get("type") == "record" and type(seq) is int and isinstance(prev, str):
+            records.append(_Rec(entry.line, seq, prev, entry.digest))
+        else:
+            _bad_line(
+                entry, obj, "a record needs type, an integer seq and a prev hash", records, report
             )
-            continue
-        records.append(_Rec(entry.line, seq, prev, _hash(obj)))
-    # A final line that parses but a later torn line follows is fine; a corrupt *last* complete
-    # line with nothing after it is what a crash leaves too: report it as torn.
     _walk_chain(records, report)
     genuine: dict[int, str] = {}
+    record_line: dict[int, int] = {}
     for rec in records:
         genuine.setdefault(rec.seq, rec.hash)
-    _check_checkpoints(checkpoints, genuine, by_keyid, report)
+        record_line.setdefault(rec.seq, rec.line)
+    _check_checkpoint_order(checkpoints, record_line, report)
+    authentic = _check_checkpoints(checkpoints, genuine, by_keyid, report)
     external = checkpoint
     sidecar = Path(f"{path}{SIDECAR_SUFFIX}")
-    if external is None and use_sidecar and sidecar.exists():
-        external = sidecar.read_bytes()
+    if external is None and use_sidecar:
+        try:
+            with sidecar.open("rb") as handle:
+                external = handle.read(_MAX_LINE + 1)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            report.problems.append(
+                Problem("corrupt-line", f"the checkpoint {sidecar} cannot be read: {exc.strerror}")
+            )
     if external is not None:
-        obj = _parse_line(external.strip())
+        obj = _parse_line(external.strip()) if len(external) <= _MAX_LINE else None
         try:
             if obj is None:
                 raise InputError("not JSON")
-            _check_checkpoints([(0, Checkpoint.from_dict(obj))], genuine, by_keyid, report)
+            authentic += _check_checkpoints(
+                [(0, Checkpoint.from_dict(obj))], genuine, by_keyid, report
+            )
         except InputError:
             report.problems.append(Problem("corrupt-line", "the outside checkpoint is malformed"))
-    if records and report.anchored_seq == 0 and not (report.kinds() & _CHECKPOINT_KINDS):
+    if (
+        records
+        and report.anchored_seq == 0
+        and not authentic
+        and not (report.kinds() & _CHECKPOINT_KINDS)
+    ):
         report.problems.append(
             Problem(
                 "no-checkpoint",
@@ -922,7 +1089,7 @@ def verify_log(
     first_bad = min(
         (p.seq for p in report.problems if p.seq is not None), default=report.last_seq + 1
     )
-    report.valid_through = min(report.last_seq, first_bad - 1)
+    report.valid_through = max(0, min(report.last_seq, first_bad - 1))
     report.problems.sort(key=lambda p: (p.line or 0) if p.line else 1 << 60)
     return report
 
@@ -932,33 +1099,75 @@ _CHECKPOINT_KINDS: Final = frozenset(
 )
 
 
+def _bad_line(
+    entry: Entry, claimed: Mapping[str, Any], why: str, records: list[_Rec], report: VerifyReport
+) -> None:
+    """One finding for a line that is not a well-formed record or checkpoint. A record that
+    still says which it is keeps its place in the chain (hashed over its raw bytes, which no
+    genuine record hashes to), so the records after it are not also reported as deleted,
+    reordered or edited."""
+    seq, prev = claimed.get("seq"), claimed.get("prev")
+    why = _excerpt(why)
+    if claimed.get("type") == "record" and type(seq) is int and abs(seq) <= MAX_SAFE_INTEGER:
+        report.problems.append(
+            Problem(
+                "malformed-record",
+                f"line {entry.line}: record {seq} is not a valid audit record ({why})",
+                seq,
+                entry.line,
+            )
+        )
+        raw_hash = hashlib.sha256(entry.raw).hexdigest()
+        records.append(
+            _Rec(entry.line, seq, prev if isinstance(prev, str) else "", raw_hash, sound=False)
+        )
+    elif entry.obj is not None:
+        report.problems.append(
+            Problem("malformed-record", f"line {entry.line}: {why}", line=entry.line)
+        )
+    else:
+        what = "checkpoint" if claimed.get("type") == "checkpoint" else "audit line"
+        report.problems.append(
+            Problem(
+                "corrupt-line", f"line {entry.line} is not a valid {what} ({why})", line=entry.line
+            )
+        )
+
+
 def _walk_chain(records: list[_Rec], report: VerifyReport) -> None:
+    """Follow the chain in file order. Every step is a few dict/set probes (a gap: a bisect into
+    the sorted sequence numbers, over ranges that never overlap), so no input of n lines costs
+    more than O(n log n): thousands of forged lines sharing one sequence number, or one gap after
+    another, must not make verification quadratic."""
     counts = Counter(rec.seq for rec in records)
     referenced = {rec.prev for rec in records}
-    by_seq: dict[int, list[_Rec]] = {}
-    for rec in records:
-        by_seq.setdefault(rec.seq, []).append(rec)
-    expected, expected_prev = 1, GENESIS
+    # How many records of each seq something chains to: "does another record of this seq
+    # chain?" is then a subtraction, not a scan of all the records that share the seq.
+    chained = Counter(rec.seq for rec in records if rec.hash in referenced)
+    last_index = {rec.seq: index for index, rec in enumerate(records)}
+    ordered = sorted(last_index)
+    expected, expected_prev, prev_sound = 1, GENESIS, True
     seen_hashes: set[str] = set()
     problems = report.problems
-    last_index = {rec.seq: index for index, rec in enumerate(records)}
     for index, rec in enumerate(records):
         if counts[rec.seq] > 1:
-            others_chain = any(o.hash in referenced for o in by_seq[rec.seq] if o is not rec)
-            if rec.hash in seen_hashes or (rec.hash not in referenced and others_chain):
-                problems.append(
-                    Problem(
-                        "inserted",
-                        f"line {rec.line}: record {rec.seq} is a second record with this "
-                        "sequence number and not part of the chain",
-                        rec.seq,
-                        rec.line,
+            chains = rec.hash in referenced
+            others_chain = chained[rec.seq] - int(chains) > 0
+            if rec.hash in seen_hashes or (not chains and others_chain):
+                if rec.sound:  # a malformed record is reported once, as malformed
+                    problems.append(
+                        Problem(
+                            "inserted",
+                            f"line {rec.line}: record {rec.seq} is a second record with this "
+                            "sequence number and not part of the chain",
+                            rec.seq,
+                            rec.line,
+                        )
                     )
-                )
                 continue
         seen_hashes.add(rec.hash)
         if rec.seq == expected:
-            if rec.prev != expected_prev:
+            if rec.prev != expected_prev and rec.sound and prev_sound:
                 problems.append(
                     Problem(
                         "edited",
@@ -971,12 +1180,8 @@ def _walk_chain(records: list[_Rec], report: VerifyReport) -> None:
         elif rec.seq > expected:
             # Missing here but present further down: moved; absent everywhere: deleted. A forged
             # huge seq must not make us enumerate its gap.
-            if rec.seq - expected <= 64:
-                moved = [s for s in range(expected, rec.seq) if last_index.get(s, -1) > index]
-            else:
-                moved = sorted(
-                    s for s, i in last_index.items() if expected <= s < rec.seq and i > index
-                )
+            start, stop = bisect_left(ordered, expected), bisect_left(ordered, rec.seq)
+            moved = [s for s in ordered[start:stop] if last_index[s] > index]
             moved_set = set(moved)
             gone_first = next((s for s in range(expected, rec.seq) if s not in moved_set), None)
             gone_last = next(
@@ -984,12 +1189,11 @@ def _walk_chain(records: list[_Rec], report: VerifyReport) -> None:
             )
             if gone_first is not None and gone_last is not None:
                 span = f"{gone_first}" if gone_first == gone_last else f"{gone_first}..{gone_last}"
-                gone = [gone_first]
                 problems.append(
                     Problem(
                         "deleted",
                         f"record {span} missing before line {rec.line} (deleted)",
-                        gone[0],
+                        gone_first,
                         rec.line,
                     )
                 )
@@ -1003,21 +1207,59 @@ def _walk_chain(records: list[_Rec], report: VerifyReport) -> None:
                     )
                 )
         else:
-            kind = "inserted" if counts[rec.seq] > 1 else "reordered"
-            problems.append(
-                Problem(
-                    kind,
-                    f"line {rec.line}: record {rec.seq} after record {expected - 1} "
-                    + ("(duplicate sequence number)" if kind == "inserted" else "(out of order)"),
-                    rec.seq,
-                    rec.line,
+            if rec.sound:
+                kind = "inserted" if counts[rec.seq] > 1 else "reordered"
+                problems.append(
+                    Problem(
+                        kind,
+                        f"line {rec.line}: record {rec.seq} after record {expected - 1} "
+                        + (
+                            "(duplicate sequence number)"
+                            if kind == "inserted"
+                            else "(out of order)"
+                        ),
+                        rec.seq,
+                        rec.line,
+                    )
                 )
-            )
             continue
-        expected, expected_prev = rec.seq + 1, rec.hash
+        expected, expected_prev, prev_sound = rec.seq + 1, rec.hash, rec.sound
         report.records += 1
     report.last_seq = expected - 1
     report.head = expected_prev
+
+
+def _check_checkpoint_order(
+    checkpoints: list[tuple[int, Checkpoint]],
+    record_line: Mapping[int, int],
+    report: VerifyReport,
+) -> None:
+    """A writer appends a checkpoint after the record it signs, in increasing order: a
+    checkpoint line before its record, or after a later checkpoint, was moved."""
+    highest = 0
+    for line, cp in checkpoints:
+        signed_at = record_line.get(cp.seq)
+        if signed_at is not None and signed_at > line:
+            report.problems.append(
+                Problem(
+                    "reordered",
+                    f"line {line}: checkpoint {cp.seq} comes before its record (line "
+                    f"{signed_at}): checkpoint lines were moved",
+                    cp.seq,
+                    line,
+                )
+            )
+        elif cp.seq < highest:
+            report.problems.append(
+                Problem(
+                    "reordered",
+                    f"line {line}: checkpoint {cp.seq} comes after checkpoint {highest}: "
+                    "checkpoint lines were moved",
+                    cp.seq,
+                    line,
+                )
+            )
+        highest = max(highest, cp.seq)
 
 
 def _check_checkpoints(
@@ -1025,7 +1267,10 @@ def _check_checkpoints(
     genuine: Mapping[int, str],
     by_keyid: Mapping[str, PublicKey],
     report: VerifyReport,
-) -> None:
+) -> int:
+    """Check each checkpoint against the records; return how many an audit key signed."""
+    authentic = 0
+    verified: dict[tuple[str, bytes, bytes], bool] = {}  # copies of one line: one verification
     for line, cp in checkpoints:
         where = f"line {line}" if line else "the outside checkpoint"
         key = by_keyid.get(cp.keyid)
@@ -1033,13 +1278,18 @@ def _check_checkpoints(
             report.problems.append(
                 Problem(
                     "unknown-checkpoint-key",
-                    f"{where}: checkpoint {cp.seq} is signed by keyid {cp.keyid}, not an audit key",
+                    f"{where}: checkpoint {cp.seq} is signed by keyid {_excerpt(cp.keyid, 80)}, "
+                    "not an audit key",
                     cp.seq,
                     line or None,
                 )
             )
             continue
-        if not key.verify(cp.signature, cp.message()):
+        message = cp.message()
+        valid = verified.get((cp.keyid, message, cp.signature))
+        if valid is None:
+            valid = verified[cp.keyid, message, cp.signature] = key.verify(cp.signature, message)
+        if not valid:
             report.problems.append(
                 Problem(
                     "bad-checkpoint-signature",
@@ -1049,7 +1299,12 @@ def _check_checkpoints(
                 )
             )
             continue
+        authentic += 1
         actual = genuine.get(cp.seq)
+        if actual is None and 0 < cp.seq <= report.last_seq:
+            # Its record is missing from inside the chain, which the walk reported as deleted:
+            # the log is not truncated, and one deletion is one finding.
+            continue
         if actual is None:
             report.problems.append(
                 Problem(
@@ -1074,6 +1329,7 @@ def _check_checkpoints(
             continue
         report.checkpoints += 1 if line else 0
         report.anchored_seq = max(report.anchored_seq, cp.seq)
+    return authentic
 
 
 def read_records(
@@ -1081,8 +1337,13 @@ def read_records(
     *,
     since: datetime | None = None,
     keyid: str | None = None,
+    on_skip: Callable[[Entry], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The complete records of a log (no checkpoints), optionally filtered."""
+    """The complete records of a log (no checkpoints), optionally filtered.
+
+    A line that is neither a sound record nor a checkpoint (torn, corrupt, not I-JSON) is left
+    out and passed to `on_skip`: it has no faithful listing, and `verify_log` says what is wrong.
+    """
     since_text = None
     if since is not None:
         t = since.astimezone(UTC)
@@ -1090,7 +1351,10 @@ def read_records(
     out = []
     for entry in read_entries(path):
         obj = entry.obj
-        if obj is None or obj.get("type") != "record":
+        kind = obj.get("type") if obj is not None else None
+        if obj is None or kind != "record":
+            if kind != "checkpoint" and on_skip is not None:
+                on_skip(entry)
             continue
         if since_text is not None and str(obj.get("time", "")) < since_text:
             continue

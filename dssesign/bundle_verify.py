@@ -138,7 +138,13 @@ def is_bundle_document(document: object) -> bool:
 
 def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> ParsedBundle:
     """Strict, bounded parse; BUNDLE_MALFORMED / BUNDLE_UNSUPPORTED errors name what is wrong."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    except UnicodeEncodeError as exc:
+        raise _error(
+            "BUNDLE_MALFORMED",
+            f"bundle: a lone surrogate at character {exc.start} is not valid Unicode text",
+        ) from None
     try:
         document = loads_strict(raw, what="bundle", limits=limits)
     except InputError as exc:
@@ -198,6 +204,12 @@ def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tu
     if version == "0.3" and present[0] == "x509CertificateChain":
         raise _error(
             "BUNDLE_MALFORMED", f"{where}: a v0.3 bundle carries `certificate`, not a chain"
+        )
+    if version != "0.3" and present[0] == "certificate":
+        raise _error(
+            "BUNDLE_MALFORMED",
+            f"{where}: `certificate` is new in bundle v0.3; a v{version} bundle carries "
+            "x509CertificateChain",
         )
     key_hint = None
     if present[0] == "publicKey":

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ._fileio import atomic_write
+from ._fileio import OutputSet
 from ._json import loads_strict
 from .dsse import Envelope, b64encode
 from .errors import ConfigError, InputError, SigningError
@@ -109,6 +109,28 @@ def is_keyless(signer: object) -> bool:
     return isinstance(signer, BundleSource)
 
 
+def bundle_names(signers: Sequence[Signer], stem: str) -> list[str]:
+    """The bundle file name for each signer's signature, in order (see the module docstring).
+
+    Called with every signer before signing, it names each file a command may write, so each
+    can be checked before any signature is made.
+    """
+    if not stem or "/" in stem or stem in {".", ".."}:
+        raise ConfigError(f"bad bundle file stem {stem!r}")
+    prefixes = [s.keyid[:_KEYID_PREFIX] for s in signers if not is_keyless(s)]
+    full_names = len(set(prefixes)) != len(prefixes)  # never seen; stay deterministic anyway
+    names = []
+    keyless_count = 0
+    for signer in signers:
+        if is_keyless(signer):
+            keyless_count += 1
+            names.append(f"{stem}.keyless-{keyless_count}{BUNDLE_SUFFIX}")
+        else:
+            label = signer.keyid if full_names else signer.keyid[:_KEYID_PREFIX]
+            names.append(f"{stem}.{label}{BUNDLE_SUFFIX}")
+    return names
+
+
 def bundles_for(envelope: Envelope, signers: Sequence[Signer], stem: str) -> list[BundleFile]:
     """One bundle per envelope signature; `signers[i]` made `envelope.signatures[i]`.
 
@@ -117,37 +139,33 @@ def bundles_for(envelope: Envelope, signers: Sequence[Signer], stem: str) -> lis
     """
     if len(signers) != len(envelope.signatures):
         raise ValueError("one signer per envelope signature is needed")
-    if not stem or "/" in stem or stem in {".", ".."}:
-        raise ConfigError(f"bad bundle file stem {stem!r}")
-    keyed_ids = [s.keyid for s in signers if not is_keyless(s)]
-    prefixes = [keyid[:_KEYID_PREFIX] for keyid in keyed_ids]
-    full_names = len(set(prefixes)) != len(prefixes)  # never seen; stay deterministic anyway
+    names = bundle_names(signers, stem)
     files: list[BundleFile] = []
-    keyless_count = 0
-    for index, (signer, signature) in enumerate(zip(signers, envelope.signatures, strict=True)):
+    for index, (signer, signature, name) in enumerate(
+        zip(signers, envelope.signatures, names, strict=True)
+    ):
         if isinstance(signer, BundleSource):
-            keyless_count += 1
             text = _keyless_bundle(signer, signature.sig, envelope, index)
-            name = f"{stem}.keyless-{keyless_count}{BUNDLE_SUFFIX}"
             files.append(BundleFile(name, text, signer.keyid, keyless=True))
         else:
             bundle = keyed_bundle(
                 envelope.payload, envelope.payload_type, signature.sig, signer.public_key
             )
-            label = signer.keyid if full_names else signer.keyid[:_KEYID_PREFIX]
-            name = f"{stem}.{label}{BUNDLE_SUFFIX}"
             files.append(BundleFile(name, bundle_json(bundle), signer.keyid, keyless=False))
     return files
 
 
-def prepare_bundle_dir(directory: str | Path) -> Path:
+def prepare_bundle_dir(directory: str | Path, outputs: OutputSet | None = None) -> Path:
     """Create DIR (and parents) if missing; refuse a path that is not a directory.
 
     Called before signing, so a bad --bundle-dir never costs a signature or an audit record.
+    With `outputs`, a directory created here is removed again if the command fails.
     """
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--bundle-dir {path}: not a directory")
+    if outputs is not None:
+        return outputs.make_directory(path, what="--bundle-dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -155,14 +173,30 @@ def prepare_bundle_dir(directory: str | Path) -> Path:
     return path
 
 
-def write_bundles(directory: str | Path, files: Sequence[BundleFile]) -> list[Path]:
-    """Write each bundle atomically into `directory` (overwriting a same-named file)."""
+def write_bundles(
+    directory: str | Path, files: Sequence[BundleFile], outputs: OutputSet | None = None
+) -> list[Path]:
+    """Write each bundle into `directory` (replacing a same-named file) by `_fileio`'s rules.
+
+    Without `outputs` they are written and published here, all or none; with it they are
+    staged into that set, which the caller publishes (with the envelope) at the end.
+    """
     base = Path(directory)
+    own = outputs is None
+    staged = OutputSet() if outputs is None else outputs
     written = []
-    for item in files:
-        target = base / item.name
-        atomic_write(target, item.data)
-        written.append(target)
+    try:
+        for item in files:
+            target = base / item.name
+            staged.add(target, what="bundle")
+            staged.write(target, item.data)
+            written.append(target)
+        if own:
+            staged.publish()
+    except BaseException:
+        if own:
+            staged.discard()
+        raise
     return written
 
 

@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BaseException, *, prefix: str = "") -> None:
     if os.environ.get("DSSESIGN_DEBUG") == "1":
         traceback.print_exc()
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    from ._text import escape_controls  # noqa: PLC0415 - only on the error path
+
+    text = escape_controls(" ".join(str(exc).split()) or type(exc).__name__)
     print(f"error: {prefix}{text}", file=sys.stderr)
 
 

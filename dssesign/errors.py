@@ -56,3 +56,15 @@ class VerificationError(DssesignError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class LockTimeoutError(DssesignError):
+    """Another process held a lock for longer than the time allowed; nothing was changed."""
+
+    exit_code = 1
+
+
+class ConcurrentUpdateError(DssesignError):
+    """The file changed while an update of it was being made; nothing was written."""
+
+    exit_code = 1

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 import tomllib
+import unicodedata
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +38,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._fileio import read_bounded
 from ._json import loads_strict
 from .bundle_verify import is_bundle_document, parse_bundle
 from .bundles import BUNDLE_SUFFIX, bundle_stem
@@ -68,6 +71,22 @@ SUMS_FILE = "SHA256SUMS"
 #: The dssesign extra a kit needs to verify keyless Sigstore bundles.
 SIGSTORE_EXTRA = "sigstore"
 
+#: Bounds on what a kit holds, so reading one back is bounded and linear. verify.sh checks
+#: SHA256SUMS against them (size, entries, one line per file, each name at most three levels
+#: deep) before it hashes anything; build_kit never writes a kit that exceeds them.
+MAX_KIT_FILES = 10_000
+#: One file or folder name in a kit, in UTF-8 bytes (what common file systems take).
+MAX_NAME_BYTES = 255
+#: A path in a kit: `bundles/NAME/FILE` is the deepest.
+MAX_PATH_BYTES = 3 * (MAX_NAME_BYTES + 1)
+#: SHA256SUMS: `<64 hex>  <path>\n` per file.
+MAX_SUMS_BYTES = MAX_KIT_FILES * (64 + 2 + MAX_PATH_BYTES + 1)
+#: MANIFEST.json, read back when `--force` replaces an earlier kit.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: Permission bits a file copied into a kit may keep: read/write, never execute or set-id; and
+#: never more than its source had (a 0600 file stays 0600).
+_COPY_MODE_MASK = 0o644
+
 #: Environment variable naming the wheel cache (default: $XDG_CACHE_HOME/dssesign/wheels).
 WHEEL_CACHE_ENV = "DSSESIGN_WHEEL_CACHE"
 
@@ -80,6 +99,17 @@ _PEP440 = re.compile(
 _REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 Progress = Callable[[str], None]
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: Files every kit holds besides the copied and gathered ones.
+_GENERATED_FILES = (
+    TRUST_ROOT_FILE,
+    VERIFY_SCRIPT,
+    README_FILE,
+    REQUIREMENTS_FILE,
+    MANIFEST_FILE,
+    SUMS_FILE,
+)
 
 
 def default_wheel_cache() -> Path:
@@ -209,6 +239,12 @@ def build_kit(
         inputs += [attestation.path, *(b.path for b in attestation.bundles)]
     if artifacts_dir is not None:
         inputs.append(Path(artifacts_dir))
+    copied = sum(1 + len(a.bundles) for a in attestation_files) + len(artifact_files)
+    if copied + len(_GENERATED_FILES) > MAX_KIT_FILES:
+        raise InputError(
+            f"{copied} attestations, bundles and artifacts: a kit holds at most "
+            f"{MAX_KIT_FILES} files"
+        )
     _check_out_dir(out, force=force, inputs=inputs)
 
     parent = out.parent
@@ -218,7 +254,6 @@ def build_kit(
     except OSError as exc:
         raise InputError(f"cannot create the kit next to {out}: {exc.strerror}") from None
     try:
-        os.chmod(staging, 0o755)  # noqa: S103 - a kit is meant to be read by others
         manifest = _assemble(
             staging,
             out,
@@ -229,6 +264,9 @@ def build_kit(
             source=source,
             say=say,
         )
+        # Private (mkdtemp's 0700) while files are written, so no copy is ever readable by
+        # others before its final mode is set; a kit is meant to be read by others.
+        os.chmod(staging, 0o755)  # noqa: S103
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -256,12 +294,14 @@ class _TrustRootInput:
     signed: bool
     #: Has a `sigstore` section (keyless identities): verifying needs sigstore-python.
     sigstore: bool
+    #: The source file's st_mode: the kit's copy is never more open than the source.
+    mode: int
 
 
 def _read_trust_root(path: Path) -> _TrustRootInput:
     """A trust root, plain or DSSE-signed; a signed one must verify against its own root keys."""
     # A signed trust root is base64 inside JSON: allow for the expansion and the signatures.
-    data = read_bounded(path, limit=2 * MAX_TRUST_ROOT_BYTES, what="trust root")
+    data, mode = _read_regular(path, limit=2 * MAX_TRUST_ROOT_BYTES, what="trust root")
     document = loads_strict(data, what=f"trust root {path}")
     signed = isinstance(document, dict) and "payloadType" in document
     try:
@@ -275,7 +315,67 @@ def _read_trust_root(path: Path) -> _TrustRootInput:
             f"trust root {path} expired at {format_time(root.expires)}; "
             "renew it before building a kit"
         )
-    return _TrustRootInput(data, signed, root.sigstore is not None)
+    return _TrustRootInput(data, signed, root.sigstore is not None, mode)
+
+
+def _symlink_message(path: Path, what: str) -> str:
+    return (
+        f"{what} {path}: is a symbolic link, and links are never followed into a kit "
+        "(put the file itself there instead)"
+    )
+
+
+def _require_regular(path: Path, info: os.stat_result, what: str) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise InputError(_symlink_message(path, what))
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{what} {path}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what} {path}: not a regular file")
+
+
+def _open_regular(path: Path, *, what: str, follow: bool) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading: its descriptor and its status.
+
+    A directory, FIFO, device or socket is refused before it is opened (nothing blocks, no
+    device is touched) and again on the open descriptor. With `follow=False` a symbolic link
+    is refused too, and O_NOFOLLOW keeps one swapped in after the check from being followed.
+    """
+    try:
+        info = os.stat(path) if follow else os.lstat(path)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: {exc.strerror}") from None
+    _require_regular(path, info, what)
+    flags = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow and exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise InputError(_symlink_message(path, what)) from None
+        raise InputError(f"{what} {path}: {exc.strerror}") from None
+    try:
+        opened = os.fstat(fd)
+        _require_regular(path, opened, what)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, opened
+
+
+def _read_regular(path: Path, *, limit: int, what: str, follow: bool = True) -> tuple[bytes, int]:
+    """The bytes (at most `limit`) and st_mode of a regular file."""
+    fd, info = _open_regular(path, what=what, follow=follow)
+    try:
+        with open(fd, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"{what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InputError(f"{what} {path}: larger than the limit of {limit} bytes")
+    return data, info.st_mode
 
 
 def _check_signed_trust_root(data: bytes) -> TrustRoot:
@@ -292,26 +392,39 @@ def _check_signed_trust_root(data: bytes) -> TrustRoot:
     )
 
 
+#: Unicode categories never allowed in a kit's file names: control characters (C0, DEL, C1),
+#: format characters (bidi overrides, zero-width) and line/paragraph separators. None of them
+#: may reach a terminal or a line-based listing from a file name.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
 def _check_name(name: str, what: str) -> None:
     """A file name that survives sha256sum lines, shell globs and case-folding file systems."""
     if not name or name.startswith((".", "-")):
         raise InputError(f"{what} {name!r}: names starting with '.' or '-' are not supported")
-    if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in name):
-        raise InputError(f"{what} {name!r}: control characters and '\\' are not supported")
     try:
-        name.encode("utf-8")
+        encoded = name.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(f"{what} {name!r}: the name is not valid UTF-8") from None
+    if any(ch == "\\" or unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in name):
+        raise InputError(
+            f"{what} {name!r}: control characters, invisible formatting characters and '\\' "
+            "are not supported in names"
+        )
+    if len(encoded) > MAX_NAME_BYTES:
+        raise InputError(f"{what} {name!r}: names are limited to {MAX_NAME_BYTES} bytes")
 
 
 def _unique(entries: list[tuple[str, Path]], what: str) -> None:
     seen: dict[str, Path] = {}
     for name, path in entries:
-        key = name.casefold()
+        # Case-insensitive and normalizing file systems (macOS: NFD, case folded) would store
+        # "café" in NFC and NFD, or "A" and "a", as one file.
+        key = unicodedata.normalize("NFC", name).casefold()
         if key in seen:
             raise InputError(
                 f"{what} {path} and {seen[key]} would both be stored as {name!r} "
-                "(names must differ, ignoring case)"
+                "(names must differ, ignoring case and Unicode normalization)"
             )
         seen[key] = path
 
@@ -326,6 +439,8 @@ class _Input:
     bundle: bool
     #: A bundle with a certificate (keyless): verifying it needs sigstore-python.
     keyless: bool
+    #: SHA-256 of the bytes checked here: the kit gets exactly those bytes or the build fails.
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -337,6 +452,8 @@ class _Attestation:
     path: Path
     #: The file is itself a bundle, verified alone.
     lone_bundle: bool
+    #: SHA-256 of the bytes checked when the attestation was read.
+    sha256: str
     bundles: tuple[_Input, ...]
     #: Verifying this needs sigstore-python (a keyless bundle, alone or with the envelope).
     keyless: bool
@@ -366,7 +483,9 @@ def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[_Attesta
             continue
         owner = _bundle_owner(item, by_stem)
         if owner is None:
-            plan[item.name] = _Attestation(item.name, item.path, True, (), item.keyless)
+            plan[item.name] = _Attestation(
+                item.name, item.path, True, item.sha256, (), item.keyless
+            )
         else:
             grouped[owner.name].append(item)
     limit = DEFAULT_LIMITS.max_signatures
@@ -378,26 +497,38 @@ def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[_Attesta
                 f"dssesign verify takes at most {limit} bundles per envelope"
             )
         keyless = any(bundle.keyless for bundle in bundles)
-        plan[envelope.name] = _Attestation(envelope.name, envelope.path, False, bundles, keyless)
+        plan[envelope.name] = _Attestation(
+            envelope.name, envelope.path, False, envelope.sha256, bundles, keyless
+        )
     return [entry for entry in plan.values() if entry is not None]
 
 
 def _read_input(path: Path) -> _Input:
     _check_name(path.name, "attestation")
-    # A cheap sanity check: the verifier on the other side does the real work.
-    data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="attestation")
+    # A cheap sanity check (the verifier on the other side does the real work), but enough that
+    # only a DSSE envelope or a Sigstore bundle is ever shipped: never some other JSON file, such
+    # as a credential, that a glob or a link picked up. A named file may be a symbolic link
+    # (to an envelope elsewhere); its content is what is checked and, by digest, what is copied.
+    data, _mode = _read_regular(path, limit=DEFAULT_LIMITS.max_json_bytes, what="attestation")
+    digest = hashlib.sha256(data).hexdigest()
     document = loads_strict(data, what=f"attestation {path}")
     if not isinstance(document, dict):
         raise InputError(
             f"attestation {path}: expected a JSON object (a DSSE envelope or a Sigstore bundle)"
         )
     if not is_bundle_document(document):
-        return _Input(path.name, path, bundle=False, keyless=False)
+        try:
+            Envelope.from_dict(document)
+        except DssesignError as exc:
+            raise InputError(
+                f"attestation {path}: not a DSSE envelope or a Sigstore bundle: {exc}"
+            ) from None
+        return _Input(path.name, path, bundle=False, keyless=False, sha256=digest)
     try:
         parsed = parse_bundle(data)
     except VerificationError as exc:
         raise InputError(f"bundle {path}: {exc.code}: {exc}") from None
-    return _Input(path.name, path, bundle=True, keyless=not parsed.keyed)
+    return _Input(path.name, path, bundle=True, keyless=not parsed.keyed, sha256=digest)
 
 
 def _bundle_owner(bundle: _Input, by_stem: Mapping[str, list[_Input]]) -> _Input | None:
@@ -423,39 +554,60 @@ def _bundle_owner(bundle: _Input, by_stem: Mapping[str, list[_Input]]) -> _Input
 
 
 def _plan_artifacts(directory: Path) -> list[tuple[str, Path]]:
+    """The regular files at the top of `directory`. Symbolic links are refused, wherever they
+    point: the folder's contents are not chosen file by file, and a link (to a signing key, to
+    ~/.ssh) must never pull a file from elsewhere into a kit that is sent away."""
+    entries: list[tuple[str, Path]] = []
     try:
-        children = sorted(directory.iterdir())
+        with os.scandir(directory) as scan:
+            for entry in scan:
+                if entry.name.startswith("."):
+                    continue  # .DS_Store, .gitkeep: never an artifact
+                if len(entries) >= MAX_KIT_FILES:
+                    raise InputError(
+                        f"artifacts directory {directory}: more than {MAX_KIT_FILES} files "
+                        "(the most a kit holds)"
+                    )
+                _check_name(entry.name, "artifact")
+                child = directory / entry.name
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    raise InputError(
+                        f"artifacts directory {directory}: {entry.name} is a directory "
+                        "(only files at the top level are supported)"
+                    )
+                _require_regular(child, info, "artifact")
+                entries.append((entry.name, child))
     except FileNotFoundError:
         raise InputError(f"artifacts directory {directory}: no such directory") from None
     except NotADirectoryError:
         raise InputError(f"artifacts directory {directory}: not a directory") from None
     except OSError as exc:
         raise InputError(f"artifacts directory {directory}: {exc.strerror}") from None
-    entries: list[tuple[str, Path]] = []
-    for child in children:
-        if child.name.startswith("."):
-            continue  # .DS_Store, .gitkeep: never an artifact
-        if child.is_dir():
-            raise InputError(
-                f"artifacts directory {directory}: {child.name} is a directory "
-                "(only files at the top level are supported)"
-            )
-        if not child.is_file():
-            raise InputError(f"artifact {child}: not a regular file")
-        _check_name(child.name, "artifact")
-        entries.append((child.name, child))
     if not entries:
         raise InputError(f"artifacts directory {directory}: holds no files")
+    entries.sort()
     _unique(entries, "artifacts")
     return entries
 
 
-def _is_kit(path: Path) -> bool:
-    try:
-        data = json.loads((path / MANIFEST_FILE).read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("mediaType") == KIT_MEDIA_TYPE
+def _read_manifest(kit_dir: Path) -> dict[str, Any]:
+    """A kit's MANIFEST.json, bounded before anything is parsed: a regular file (not a link) of
+    at most MAX_MANIFEST_BYTES, strict JSON (linear, depth-bounded), the kit media type, and at
+    most MAX_KIT_FILES entries in `files`. InputError, in one line, for anything else."""
+    path = kit_dir / MANIFEST_FILE
+    data, _mode = _read_regular(path, limit=MAX_MANIFEST_BYTES, what="kit manifest", follow=False)
+    document = loads_strict(data, what=f"kit manifest {path}")
+    if not isinstance(document, dict) or document.get("mediaType") != KIT_MEDIA_TYPE:
+        raise InputError(f"kit manifest {path}: its mediaType is not {KIT_MEDIA_TYPE}")
+    files = document.get("files")
+    if not isinstance(files, list):
+        raise InputError(f"kit manifest {path}: files: expected a list")
+    if len(files) > MAX_KIT_FILES:
+        raise InputError(
+            f"kit manifest {path}: {len(files)} files; a kit holds at most {MAX_KIT_FILES}"
+        )
+    return document
 
 
 def _check_out_dir(out: Path, *, force: bool, inputs: Sequence[Path]) -> None:
@@ -473,8 +625,12 @@ def _check_out_dir(out: Path, *, force: bool, inputs: Sequence[Path]) -> None:
         return
     if not force:
         raise ConfigError(f"output {out} is not empty (use --force to replace an earlier kit)")
-    if not _is_kit(out):
-        raise ConfigError(f"output {out} is not empty and is not a dssesign kit; not replacing it")
+    try:
+        _read_manifest(out)
+    except InputError as exc:
+        raise ConfigError(
+            f"output {out} is not empty and is not a dssesign kit ({exc}); not replacing it"
+        ) from None
     resolved = out.resolve()
     for path in inputs:
         if path.resolve().is_relative_to(resolved):
@@ -504,19 +660,27 @@ def _assemble(
         wheels = _gather_wheels(wheel_dir, source, Path(work), say, extras=extras)
     say(f"gathered {len(wheels.wheels) + 1} wheels in {time.monotonic() - started:.1f}s")
     for path in sorted(wheel_dir.iterdir()):
+        _check_name(path.name, "wheel")
         rel = f"{WHEELS_DIR}/{path.name}"
         files[rel] = _hash_existing(staging, rel)
+    if len(files) + len(_GENERATED_FILES) + len(artifacts) > MAX_KIT_FILES:
+        raise ConfigError(f"{len(files)} wheels: a kit holds at most {MAX_KIT_FILES} files")
 
     trust_root_name = SIGNED_TRUST_ROOT_FILE if trust_root.signed else TRUST_ROOT_FILE
-    files[trust_root_name] = _write(staging, trust_root_name, trust_root.data)
-    attestation_entries = [(a.name, a.path) for a in attestations]
-    for subdir, entries in ((ATTESTATIONS_DIR, attestation_entries), (ARTIFACTS_DIR, artifacts)):
-        if not entries:
-            continue
-        (staging / subdir).mkdir()
-        for name, path in entries:
-            rel = f"{subdir}/{name}"
-            files[rel] = _copy(path, staging, rel)
+    files[trust_root_name] = _write(
+        staging, trust_root_name, trust_root.data, mode=trust_root.mode & _COPY_MODE_MASK
+    )
+    (staging / ATTESTATIONS_DIR).mkdir()
+    for attestation in attestations:
+        rel = f"{ATTESTATIONS_DIR}/{attestation.name}"
+        files[rel] = _copy(
+            attestation.path, staging, rel, what="attestation", sha256=attestation.sha256
+        )
+    if artifacts:
+        (staging / ARTIFACTS_DIR).mkdir()
+        for name, path in artifacts:
+            rel = f"{ARTIFACTS_DIR}/{name}"
+            files[rel] = _copy(path, staging, rel, what="artifact", follow=False)
     bundle_map: list[tuple[str, tuple[str, ...]]] = []
     for attestation in attestations:
         if attestation.lone_bundle:
@@ -528,7 +692,7 @@ def _assemble(
         stored = []
         for bundle in attestation.bundles:
             rel = f"{group}/{bundle.name}"
-            files[rel] = _copy(bundle.path, staging, rel)
+            files[rel] = _copy(bundle.path, staging, rel, what="bundle", sha256=bundle.sha256)
             stored.append(rel)
         bundle_map.append((f"{ATTESTATIONS_DIR}/{attestation.name}", tuple(stored)))
         say(f"{attestation.name}: verified with {len(stored)} bundle(s)")
@@ -575,11 +739,18 @@ def _assemble(
         fingerprint="",
     )
     manifest_bytes = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
+    if len(manifest_bytes) > MAX_MANIFEST_BYTES:
+        raise InputError(
+            f"the kit's {MANIFEST_FILE} would be {len(manifest_bytes)} bytes, more than the "
+            f"limit of {MAX_MANIFEST_BYTES}: put fewer files in one kit"
+        )
     manifest_entry = _write(staging, MANIFEST_FILE, manifest_bytes)
     sums = "".join(
         f"{entry.sha256}  {entry.path}\n"
         for entry in sorted((*listed, manifest_entry), key=lambda e: e.path)
     ).encode()
+    if len(sums) > MAX_SUMS_BYTES:  # cannot happen within MAX_KIT_FILES and MAX_NAME_BYTES
+        raise InputError(f"the kit's {SUMS_FILE} would exceed {MAX_SUMS_BYTES} bytes")
     _write(staging, SUMS_FILE, sums)
     _fsync_dirs(staging)
     fingerprint = hashlib.sha256(sums).hexdigest()
@@ -596,20 +767,39 @@ def _write(root: Path, rel: str, data: bytes, *, mode: int = 0o644) -> KitFile:
     # The staging directory is fresh and private until renamed, so a plain write is atomic
     # from the outside; fsync so the rename never publishes empty files after a crash.
     path = root / rel
-    with open(path, "xb") as handle:
+    with _create(path, mode) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(path, mode)
     return KitFile(rel, hashlib.sha256(data).hexdigest(), len(data))
 
 
-def _copy(source: Path, root: Path, rel: str) -> KitFile:
+def _create(path: Path, mode: int) -> io.BufferedWriter:
+    """A new file (never an existing one, never through a link), created owner-only and set to
+    exactly `mode` whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "wb")  # the caller closes it
+
+
+def _copy(
+    source: Path, root: Path, rel: str, *, what: str, follow: bool = True, sha256: str = ""
+) -> KitFile:
+    """Copy `source` to `root/rel` with the source's mode, never more open than 0644.
+
+    With `follow=False` a symbolic link is refused, also one swapped in since the file was
+    planned. With `sha256`, the copy must be the bytes checked when the file was first read.
+    """
     target = root / rel
     digest = hashlib.sha256()
     size = 0
+    fd, info = _open_regular(source, what=what, follow=follow)
     try:
-        with open(source, "rb") as reader, open(target, "xb") as writer:
+        with open(fd, "rb") as reader, _create(target, info.st_mode & _COPY_MODE_MASK) as writer:
             while chunk := reader.read(_CHUNK):
                 digest.update(chunk)
                 writer.write(chunk)
@@ -618,20 +808,23 @@ def _copy(source: Path, root: Path, rel: str) -> KitFile:
             os.fsync(writer.fileno())
     except OSError as exc:
         raise InputError(f"cannot copy {source}: {exc.strerror}") from None
-    os.chmod(target, 0o644)
+    if sha256 and digest.hexdigest() != sha256:
+        raise InputError(f"{what} {source}: changed while the kit was being built; build again")
     return KitFile(rel, digest.hexdigest(), size)
 
 
 def _hash_existing(root: Path, rel: str) -> KitFile:
-    path = root / rel
+    """Hash a file pip put in the kit; its mode is narrowed to 0644 at most, never widened (a
+    wheel pip copied from a private wheel directory keeps that directory's permissions)."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    fd, info = _open_regular(root / rel, what="wheel", follow=False)
+    with open(fd, "rb") as handle:
+        os.fchmod(handle.fileno(), info.st_mode & _COPY_MODE_MASK)
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
         os.fsync(handle.fileno())
-    os.chmod(path, 0o644)
     return KitFile(rel, digest.hexdigest(), size)
 
 
@@ -804,7 +997,7 @@ def _add_wheels_for(
     )
     for path in sorted(extra.iterdir()):
         if not (dest / path.name).exists():
-            shutil.copyfile(path, dest / path.name)
+            shutil.copy(path, dest / path.name)  # with its mode, narrowed in _hash_existing
 
 
 def _find_project_dir() -> Path:
@@ -976,6 +1169,9 @@ def _fill_cache(wheel_dir: Path, cache: Path, *, exclude: Sequence[str]) -> None
             os.close(fd)
             try:
                 shutil.copyfile(path, tmp)
+                # mkstemp's 0600, opened to what pip gave the wheel here (never wider than
+                # 0644): a kit built from the cache later keeps that mode.
+                os.chmod(tmp, path.stat().st_mode & _COPY_MODE_MASK)
                 os.replace(tmp, cache / path.name)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -992,6 +1188,9 @@ def _render_verify_script(
         _VERIFY_SH.replace("@DSSESIGN_VERSION@", shlex.quote(dssesign_version))
         .replace("@PYTHON_VERSIONS@", shlex.quote(" ".join(python_versions)))
         .replace("@INSTALLER@", shlex.quote(installer))
+        .replace("@MAX_FILES@", str(MAX_KIT_FILES))
+        .replace("@MAX_SUMS_BYTES@", str(MAX_SUMS_BYTES))
+        .replace("@MAX_LINE_BYTES@", str(64 + 2 + MAX_PATH_BYTES))
     )
 
 
@@ -1029,6 +1228,10 @@ set -euo pipefail
 KIT_DSSESIGN_VERSION=@DSSESIGN_VERSION@
 KIT_PYTHON_VERSIONS=@PYTHON_VERSIONS@
 KIT_INSTALLER=@INSTALLER@
+# Bounds on SHA256SUMS, checked before it is used for anything.
+KIT_MAX_FILES=@MAX_FILES@
+KIT_MAX_SUMS_BYTES=@MAX_SUMS_BYTES@
+KIT_MAX_LINE_BYTES=@MAX_LINE_BYTES@
 
 export LC_ALL=C
 
@@ -1071,11 +1274,134 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-KIT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# The kit's folder, even if its path ends in a newline (which $(...) would strip).
+here=${BASH_SOURCE[0]}
+case $here in
+  */*) here=${here%/*}/ ;;
+  *) here=./ ;;
+esac
+KIT_DIR=$(cd -- "$here" && pwd -P && printf x) || die "cannot enter the kit's folder"
+KIT_DIR=${KIT_DIR%$'\n'x}
 cd -- "$KIT_DIR"
 
-# 1. The kit is complete and unchanged: every file listed in SHA256SUMS, and nothing else.
-[ -f SHA256SUMS ] || die "SHA256SUMS is missing: this is not a complete kit"
+# File names shown in messages, shell-quoted ($'\n', $'\E[2K'): a name never reaches the
+# terminal raw. At most 10, then a count.
+show_names() {
+  local shown=0 name
+  for name in "$@"; do
+    [ "$shown" -eq 0 ] || printf ' '
+    if [ "$shown" -eq 10 ]; then
+      printf '(and %d more)' $(($# - shown))
+      return
+    fi
+    printf '%q' "$name"
+    shown=$((shown + 1))
+  done
+}
+
+# Reads a NUL-separated listing ($1) into the array named $2.
+read_listing() {
+  local entry
+  eval "$2=()"
+  while IFS= read -r -d '' entry; do
+    eval "$2+=(\"\$entry\")"
+  done <"$1"
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dssesign-kit.XXXXXXXX") || die "cannot create a temp directory"
+trap 'rm -rf -- "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. The kit is complete and unchanged: exactly the files SHA256SUMS lists (and the folders
+#    that hold them), each with its hash. SHA256SUMS is checked first (size, entries, format:
+#    one plain relative name per line), before anything reads or hashes what it lists; the
+#    files present are listed NUL-separated, so no name (newlines, control characters) hides.
+[ -f SHA256SUMS ] && [ ! -L SHA256SUMS ] || die "SHA256SUMS is missing: this is not a complete kit"
+size=$(head -c $((KIT_MAX_SUMS_BYTES + 1)) SHA256SUMS | wc -c) || die "cannot read SHA256SUMS"
+size=$((size))
+[ "$size" -le "$KIT_MAX_SUMS_BYTES" ] ||
+  die "SHA256SUMS is larger than $KIT_MAX_SUMS_BYTES bytes: not a kit this verify.sh accepts"
+[ "$size" -gt 0 ] || die "SHA256SUMS is empty: this is not a complete kit"
+nul_free=$(tr -d '\000' <SHA256SUMS | wc -c) || die "cannot read SHA256SUMS"
+[ "$((nul_free))" -eq "$size" ] || die "SHA256SUMS holds NUL bytes: the kit was damaged"
+[ -z "$(tail -c 1 SHA256SUMS)" ] ||
+  die "SHA256SUMS does not end with a newline: the kit was damaged"
+entries=$(wc -l <SHA256SUMS)
+entries=$((entries))
+[ "$entries" -le "$KIT_MAX_FILES" ] ||
+  die "SHA256SUMS lists $entries files; a kit holds at most $KIT_MAX_FILES"
+# <64 hex>, two spaces, a path of names that do not start with '.' or '-' and hold no '/', '\'
+# or control character: never absolute, never '..', one line per file.
+name_re='[^./[:cntrl:]\\-][^/[:cntrl:]\\]*'
+bad=$(grep -anvE -m 1 "^[0-9a-f]{64}  $name_re(/$name_re){0,2}\$" SHA256SUMS | cut -d: -f1) ||
+  true
+[ -z "$bad" ] || die "SHA256SUMS line $bad is not '<sha256>  <file name>' for a file of a kit"
+duplicates=$(cut -c 67- SHA256SUMS | sort | uniq -d)
+[ -z "$duplicates" ] || die "SHA256SUMS lists a file twice: $duplicates"
+# What must be present: every listed file, every folder above one, and SHA256SUMS.
+while IFS= read -r line; do
+  [ "${#line}" -le "$KIT_MAX_LINE_BYTES" ] || die "SHA256SUMS has a line longer than \
+$KIT_MAX_LINE_BYTES bytes"
+  name=${line:66}
+  [ "$name" != SHA256SUMS ] || die "SHA256SUMS lists itself"
+  printf 'f %s\0' "$name"
+  while [ "${name%/*}" != "$name" ]; do
+    name=${name%/*}
+    printf 'd %s\0' "$name"
+  done
+done <SHA256SUMS >"$work/expected.unsorted"
+printf 'f %s\0' SHA256SUMS >>"$work/expected.unsorted"
+sort -z -u "$work/expected.unsorted" >"$work/expected"
+# What is present: only folders and regular files, never a link, FIFO, device or socket.
+find . -mindepth 1 ! -type d ! -type f -print0 >"$work/special" ||
+  die "cannot list the files of the kit"
+if [ -s "$work/special" ]; then
+  read_listing "$work/special" special
+  die "the kit holds symbolic links or other special files (only plain files are allowed): \
+$(show_names "${special[@]#./}")"
+fi
+find . -mindepth 1 -type d -print0 >"$work/folders" && find . -type f -print0 >"$work/files" ||
+  die "cannot list the files of the kit"
+{
+  while IFS= read -r -d '' name; do printf 'd %s\0' "${name#./}"; done <"$work/folders"
+  while IFS= read -r -d '' name; do printf 'f %s\0' "${name#./}"; done <"$work/files"
+} | sort -z >"$work/present"
+if ! cmp -s "$work/expected" "$work/present"; then
+  # Both listings are sorted (C locale): walk them side by side.
+  read_listing "$work/expected" expected
+  read_listing "$work/present" present
+  unlisted_files=()
+  unlisted_folders=()
+  missing=()
+  e=0
+  p=0
+  while [ "$e" -lt ${#expected[@]} ] || [ "$p" -lt ${#present[@]} ]; do
+    if [ "$p" -ge ${#present[@]} ] ||
+      { [ "$e" -lt ${#expected[@]} ] && [[ ${expected[e]} < ${present[p]} ]]; }; then
+      missing+=("${expected[e]#? }")
+      e=$((e + 1))
+    elif [ "$e" -ge ${#expected[@]} ] || [[ ${present[p]} < ${expected[e]} ]]; then
+      case ${present[p]} in
+        # The kit's own folders may be there empty (an empty attestations/ is reported below).
+        "d attestations" | "d artifacts" | "d bundles" | "d wheels") ;;
+        "d "*) unlisted_folders+=("${present[p]#d }") ;;
+        *) unlisted_files+=("${present[p]#f }") ;;
+      esac
+      p=$((p + 1))
+    else
+      e=$((e + 1))
+      p=$((p + 1))
+    fi
+  done
+  [ ${#unlisted_files[@]} -eq 0 ] ||
+    die "files not listed in SHA256SUMS: $(show_names "${unlisted_files[@]}")"
+  [ ${#unlisted_folders[@]} -eq 0 ] ||
+    die "folders not in SHA256SUMS (they hold no listed file): \
+$(show_names "${unlisted_folders[@]}")"
+  [ ${#missing[@]} -eq 0 ] ||
+    die "SHA256SUMS check failed: files listed but missing: $(show_names "${missing[@]}")"
+fi
 if command -v sha256sum >/dev/null 2>&1; then
   sha256() { sha256sum "$@"; }
 elif command -v shasum >/dev/null 2>&1; then
@@ -1087,12 +1413,6 @@ if ! check=$(sha256 -c SHA256SUMS 2>&1); then
   printf '%s\n' "$check" | grep -v ': OK$' >&2 || true
   die "SHA256SUMS check failed: the kit was modified or damaged"
 fi
-links=$(find . -type l -print)
-[ -z "$links" ] || die "the kit holds symbolic links: $(printf '%s' "$links" | tr '\n' ' ')"
-listed=$(sed -e 's/^[0-9a-f]\{64\} [ *]//' SHA256SUMS | sort)
-present=$(find . ! -type d ! -path ./SHA256SUMS -print | sed -e 's|^\./||' | sort)
-extra=$(comm -13 <(printf '%s\n' "$listed") <(printf '%s\n' "$present"))
-[ -z "$extra" ] || die "files not listed in SHA256SUMS: $(printf '%s' "$extra" | tr '\n' ' ')"
 fingerprint=$(sha256 SHA256SUMS)
 printf 'kit fingerprint (sha256 of SHA256SUMS): %s\n' "${fingerprint%% *}" >&2
 
@@ -1161,10 +1481,6 @@ case " $KIT_PYTHON_VERSIONS " in
 esac
 
 # 3. dssesign in a throw-away venv, from wheels/ only: no index, no config, hashes pinned.
-work=$(mktemp -d "${TMPDIR:-/tmp}/dssesign-kit.XXXXXXXX") || die "cannot create a temp directory"
-trap 'rm -rf -- "$work"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 "$python" -I -m venv --without-pip "$work/venv" >"$work/venv.log" 2>&1 || {
   cat "$work/venv.log" >&2
   die "cannot create a virtual environment with $python"

@@ -31,6 +31,8 @@ class SigningContext:
     #: The Statement's subject digests, e.g. ({"sha256": "ab12..."},).
     subject_digests: tuple[Mapping[str, str], ...] = ()
     predicate_type: str | None = None
+    #: False when the predicate was signed without its schema check (attest --no-validate).
+    predicate_validated: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class SigningRecord:
     error: str | None = None
     #: The operation this record belongs to (one per `sign` call, shared by its N records).
     context: SigningContext | None = None
+    #: The key can leave its device (Vault `allow-exportable`, PKCS#11 `allow-extractable`).
+    exportable: bool = False
 
 
 RecordHook = Callable[[SigningRecord], None]
@@ -240,6 +244,7 @@ def _records(
             ),
             error=outcome.error,
             context=context,
+            exportable=is_exportable(signer),
         )
         for signer, outcome in pairs
     ]
@@ -264,6 +269,12 @@ def _run(
         outcome.duration = time.perf_counter() - start
         if done is not None:
             done.set()
+
+
+def is_exportable(signer: object) -> bool:
+    """A signer whose private key can leave its device: the profile sets `exportable = True`
+    (a Vault key used with `allow-exportable=true`, a PKCS#11 key with `allow-extractable`)."""
+    return getattr(signer, "exportable", False) is True
 
 
 def _describe(signer: Signer) -> str:

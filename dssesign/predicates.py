@@ -8,26 +8,21 @@ and SPDX documents are checked with their ecosystems' own libraries (``dssesign[
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.protocols import Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from types import MappingProxyType
+from typing import Any, Final
 
 from ._json import json_path, loads_strict
+from ._schema import CompiledSchema, FormatCheck, SchemaFailure
 from .errors import InputError, PredicateError
 
 __all__ = [
@@ -217,12 +212,14 @@ def resolve_predicate_type(type_: str) -> str:
 
 
 def prepare_predicate(
-    type_: str, raw: bytes, *, timestamp: datetime | None = None
+    type_: str, raw: bytes, *, timestamp: datetime | None = None, validate: bool = True
 ) -> tuple[str, object]:
     """Turn ``--type`` and the predicate file's bytes into (predicateType, predicate), or refuse.
 
     ``timestamp`` (default: now) is only used by types that stamp the predicate, i.e. cosign's
-    ``custom`` wrapper. Every other type must be a JSON object that passes its validation.
+    ``custom`` wrapper. Every other type must be a JSON object that passes its validation;
+    ``validate=False`` (``attest --no-validate``) skips the type's schema and rules, never the
+    strict JSON reading or the JSON-object check.
     """
     uri = resolve_predicate_type(type_)
     ptype = _REGISTRY.by_uri(uri)
@@ -238,7 +235,10 @@ def prepare_predicate(
             f"predicate file: {detail} (--type {type_} needs a JSON object; "
             "only --type custom wraps other content)"
         ) from None
-    validate_predicate(uri, predicate)
+    if validate:
+        validate_predicate(uri, predicate)
+    elif not isinstance(predicate, dict):
+        raise PredicateError(f"$: a predicate must be a JSON object, not {_json_kind(predicate)}")
     return uri, predicate
 
 
@@ -344,39 +344,12 @@ def _is_iri(value: str) -> bool:
     return _IRI.fullmatch(value) is not None and _BAD_PERCENT.search(value) is None
 
 
-def _string_format(check: Callable[[str], bool]) -> Callable[[object], bool]:
-    # Formats only constrain strings; the "type" keyword reports anything else.
-    return lambda value: not isinstance(value, str) or check(value)
-
-
-# jsonschema only checks "date-time" when rfc3339-validator is installed and "uri" with
-# rfc3987; our own checkers make both assertions unconditional, so a bad value never passes.
-_FORMATS = FormatChecker(formats=())
-_FORMATS.checks("date-time")(_string_format(is_rfc3339_date_time))
-_FORMATS.checks("uri")(_string_format(_is_uri))
-_FORMATS.checks("iri")(_string_format(_is_iri))
-
-
-@functools.cache
-def _compiled_pattern(pattern: str) -> re.Pattern[str]:
-    # JSON Schema patterns are ECMA-262, where '$' matches only at the very end; Python's '$'
-    # also matches before a final newline, which would let "<hex>\n" pass as a digest.
-    if pattern.endswith("$"):
-        body = pattern[:-1]
-        if (len(body) - len(body.rstrip("\\"))) % 2 == 0:  # an anchor, not an escaped "\$"
-            pattern = body + r"\Z"
-    return re.compile(pattern)
-
-
-def _pattern_keyword(
-    validator: Validator, pattern: str, instance: object, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    if isinstance(instance, str) and _compiled_pattern(pattern).search(instance) is None:
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-_SchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"pattern": _pattern_keyword}
+#: The format checks dssesign asserts, the same whatever else is installed: these three, plus
+#: jsonschema-rs's compiled-in checks for the other format names (email, uuid, ...). jsonschema's
+#: own "date-time" and "uri" checks silently pass unless optional packages are importable, and
+#: its "iri-reference" becomes an Earley parser when rfc3987-syntax is.
+FORMAT_CHECKS: Final[Mapping[str, FormatCheck]] = MappingProxyType(
+    {"date-time": is_rfc3339_date_time, "uri": _is_uri, "iri": _is_iri}
 )
 
 
@@ -410,28 +383,22 @@ def _bundled_schemas() -> dict[str, dict[str, Any]]:
     schemas: dict[str, dict[str, Any]] = {}
     for entry in _schema_dir().iterdir():
         if entry.name.endswith(_SCHEMA_SUFFIX):
-            schema = json.loads(entry.read_text(encoding="utf-8"))
-            _SchemaValidator.check_schema(schema)
-            schemas[entry.name] = schema
+            schemas[entry.name] = json.loads(entry.read_text(encoding="utf-8"))
     return schemas
 
 
 @functools.cache
-def _schema_registry() -> Registry[Any]:
+def _schema_registry() -> dict[str, dict[str, Any]]:
     """Every bundled schema by ``$id``, so predicate schemas can $ref the in-toto field types."""
-    resources_ = [
-        (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012))
-        for schema in _bundled_schemas().values()
-    ]
-    return Registry().with_resources(resources_)
+    return {schema["$id"]: schema for schema in _bundled_schemas().values()}
 
 
-def _compile(schema: Mapping[str, Any]) -> Validator:
-    return _SchemaValidator(schema, registry=_schema_registry(), format_checker=_FORMATS)
+def _compile(schema: Mapping[str, Any]) -> CompiledSchema:
+    return CompiledSchema(schema, resources=_schema_registry(), formats=FORMAT_CHECKS)
 
 
 @functools.cache
-def _bundled(name: str) -> Validator:
+def _bundled(name: str) -> CompiledSchema:
     return _compile(_bundled_schemas()[name])
 
 
@@ -444,27 +411,38 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+def _check_schema(contents: Mapping[str, Any]) -> None:
+    """Refuse a user-supplied schema that is not valid draft 2020-12 (by its metaschema)."""
+    import jsonschema_rs  # noqa: PLC0415 - compiled extension, loaded with the first schema
+
+    try:
+        jsonschema_rs.meta.validate(dict(contents))
+    except jsonschema_rs.ValidationError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+
+
 def json_schema_validator(
     schema: Mapping[str, Any] | str | os.PathLike[str], *, null_means_unset: bool = False
 ) -> PredicateValidator:
     """A validator for ``register_predicate_type`` from a JSON Schema (draft 2020-12) or its path.
 
     The schema may $ref ``urn:dssesign:schema:intoto-v1-fields#/$defs/ResourceDescriptor`` and
-    the other in-toto field types. It is compiled on first use, with date-time/uri enforced.
+    the other in-toto field types. It is compiled on first use, with the formats of
+    `FORMAT_CHECKS` asserted, and validates in time linear in the predicate (jsonschema-rs).
     """
 
     @functools.cache
-    def compiled() -> Validator:
+    def compiled() -> CompiledSchema:
         if isinstance(schema, Mapping):
             contents: dict[str, Any] = dict(schema)
         else:
             contents = json.loads(Path(schema).read_text(encoding="utf-8"))
-        _SchemaValidator.check_schema(contents)
+        _check_schema(contents)
         return _compile(contents)
 
     def validate(type_uri: str, predicate: dict[str, Any]) -> None:
         instance = _drop_nulls(predicate) if null_means_unset else predicate
-        _raise_best(compiled().iter_errors(instance))
+        _raise_failure(compiled().best_failure(instance))
 
     return validate
 
@@ -477,7 +455,7 @@ def _bundled_validator(
 ) -> PredicateValidator:
     def validate(type_uri: str, predicate: dict[str, Any]) -> None:
         instance = _drop_nulls(predicate) if null_means_unset else predicate
-        _raise_best(_bundled(name).iter_errors(instance))
+        _raise_failure(_bundled(name).best_failure(instance))
         if extra is not None:
             extra(instance)
 
@@ -497,47 +475,66 @@ def _scalar_repr(value: object) -> str:
     return _json_kind(value)
 
 
-def _lineage(error: ValidationError) -> Iterator[ValidationError]:
-    """The error, then the anyOf/oneOf errors it is nested in."""
-    node: object = error
-    while isinstance(node, ValidationError):
-        yield node
-        node = node.parent
-
-
-def _to_predicate_error(error: ValidationError) -> PredicateError:
-    elements: list[object] = list(error.absolute_path)
-    message = error.message
-    shown = repr(error.instance)
-    if len(shown) > 60 and message.startswith(shown):
-        # jsonschema starts many messages with the whole failing value; name its kind instead.
-        message = _json_kind(error.instance) + message[len(shown) :]
-    for node in _lineage(error):  # a schema's own "errorMessage" beats jsonschema's wording
-        custom = node.schema.get("errorMessage") if isinstance(node.schema, Mapping) else None
+def _to_predicate_error(failure: SchemaFailure) -> PredicateError:
+    elements: list[object] = list(failure.path)
+    message = _keyword_message(failure)
+    for holder, path in failure.frames:  # a schema's own "errorMessage" beats the wording
+        custom = holder.get("errorMessage")
         if isinstance(custom, str):
-            elements = list(node.absolute_path)
+            elements = list(path)
             message = custom
-            if not isinstance(node.instance, dict | list):
-                message += f", got {_scalar_repr(node.instance)}"
+            if path == failure.path and not isinstance(failure.instance, dict | list):
+                message += f", got {_scalar_repr(failure.instance)}"
             break
     else:
-        required = error.validator_value
-        if error.validator == "required" and isinstance(error.instance, dict):
-            missing = (
-                [p for p in required if p not in error.instance]
-                if isinstance(required, list)
-                else []
-            )
+        if failure.keyword == "required" and isinstance(failure.instance, dict):
+            required = failure.value if isinstance(failure.value, list) else []
+            missing = [p for p in required if p not in failure.instance]
             if missing:  # name the missing member in the path, not just its parent
                 elements.append(missing[0])
-    path = json_path(elements)
-    return PredicateError(f"{path}: {_clip(message)}", path)
+    path_text = json_path(elements)
+    return PredicateError(f"{path_text}: {_clip(message)}", path_text)
 
 
-def _raise_best(errors: Iterable[ValidationError]) -> None:
-    error = best_match(errors)
-    if error is not None:
-        raise _to_predicate_error(error)
+def _keyword_message(failure: SchemaFailure) -> str:
+    """dssesign's wording for a failed keyword (stable whatever the validator's own wording)."""
+    value, instance = failure.value, failure.instance
+    shown = repr(instance)
+    if len(shown) > 60:
+        shown = _json_kind(instance)  # name a long value's kind instead of quoting it whole
+    keyword = failure.keyword
+    if keyword == "required" and isinstance(instance, dict) and isinstance(value, list):
+        missing = [name for name in value if name not in instance]
+        if missing:
+            return f"{missing[0]!r} is a required property"
+    if keyword == "additionalProperties" and isinstance(instance, dict):
+        allowed = failure.holder.get("properties", {})
+        extra = [name for name in instance if name not in allowed]
+        if extra:
+            return f"Additional properties are not allowed ({extra[0]!r} was unexpected)"
+    simple = {
+        "enum": f"{shown} is not one of {value!r}",
+        "const": f"{value!r} was expected",
+        "type": f"{shown} is not of type {value!r}",
+        "pattern": f"{shown} does not match {value!r}",
+        "format": f"{shown} is not a {value!r}",
+        "minimum": f"{shown} is less than the minimum of {value!r}",
+        "maximum": f"{shown} is greater than the maximum of {value!r}",
+        "exclusiveMinimum": f"{shown} is less than or equal to the minimum of {value!r}",
+        "exclusiveMaximum": f"{shown} is greater than or equal to the maximum of {value!r}",
+        "uniqueItems": f"{shown} has non-unique elements",
+        "maxItems": f"{shown} is too long",
+        "maxLength": f"{shown} is too long",
+        "maxProperties": f"{shown} has too many properties",
+    }
+    if keyword in ("minItems", "minLength", "minProperties"):
+        return f"{shown} should be non-empty" if value == 1 else f"{shown} is too short"
+    return simple.get(keyword, failure.message)
+
+
+def _raise_failure(failure: SchemaFailure | None) -> None:
+    if failure is not None:
+        raise _to_predicate_error(failure)
 
 
 # --- SLSA VSA: one level per track ----------------------------------------------------------
@@ -569,41 +566,49 @@ _CYCLONEDX_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
 _SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 
 
-@functools.cache
-def _cyclonedx_format_checker() -> FormatChecker:
-    # The library validates with Draft7's global checker, which skips date-time unless
-    # rfc3339-validator is installed; add ours without touching that shared instance.
-    checker = FormatChecker(formats=())
-    checker.checkers.update(Draft7Validator.FORMAT_CHECKER.checkers)
-    checker.checks("date-time")(_string_format(is_rfc3339_date_time))
-    return checker
+_CYCLONEDX_BASE = "http://cyclonedx.org/schema/"
 
 
 @functools.cache
-def _cyclonedx_schema(spec_version: str) -> Validator | None:
-    """The official CycloneDX JSON schema for ``spec_version`` as shipped by the library."""
+def _cyclonedx_schema(spec_version: str) -> CompiledSchema | None:
+    """The official CycloneDX JSON schema (strict form) for ``spec_version``, from the library.
+
+    cyclonedx-python-lib ships the schemas; its own validator runs them through jsonschema
+    (quadratic uniqueItems, environment-dependent formats), so dssesign compiles the same
+    files with its own validator instead.
+    """
     try:
-        from cyclonedx.schema import SchemaVersion  # noqa: PLC0415 - slow, optional
-        from cyclonedx.validation.json import JsonStrictValidator  # noqa: PLC0415
+        from cyclonedx.schema import SchemaVersion, _res  # noqa: PLC0415 - optional extra
     except ImportError:
         raise InputError(
             f"validating a CycloneDX predicate needs cyclonedx-python-lib: {_SBOM_HINT}"
         ) from None
     try:
-        library = JsonStrictValidator(SchemaVersion.from_version(spec_version))
-    except ValueError:  # a version the installed library has no JSON schema for
+        version = SchemaVersion.from_version(spec_version)
+    except ValueError:
         return None
-    # JsonStrictValidator only validates JSON text and stops at the first error; its compiled
-    # jsonschema validator lets us validate the parsed object, rank errors and enforce
-    # date-time. The attribute is the library's own cached validator (schema + registry).
-    inner: Any = getattr(library, "_validator", None)
-    if not (hasattr(inner, "evolve") and hasattr(inner, "iter_errors")):
-        # The library changed its internals: refuse rather than skip the checks.
+    strict: Mapping[Any, str | None] = getattr(_res, "BOM_JSON_STRICT", {})
+    schema_file = strict.get(version)
+    if schema_file is None:
+        return None
+    try:
+        resources = {
+            _CYCLONEDX_BASE + Path(getattr(_res, name)).name: _read_json(getattr(_res, name))
+            for name in ("SPDX_JSON", "JSF", "CRYPTOGRAPHY_DEFS")
+            if hasattr(_res, name)
+        }
+        schema = _read_json(schema_file)
+    except (OSError, ValueError) as exc:
+        # The library changed its layout: refuse rather than skip the checks.
         raise InputError(
-            "this cyclonedx-python-lib version exposes no JSON schema validator dssesign can use"
-        )
-    evolved: Validator = inner.evolve(format_checker=_cyclonedx_format_checker())
-    return evolved
+            f"this cyclonedx-python-lib version's JSON schemas cannot be read: {exc}"
+        ) from None
+    return CompiledSchema(schema, resources=resources, draft=7, formats=FORMAT_CHECKS)
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return loaded
 
 
 def _validate_cyclonedx(type_uri: str, predicate: dict[str, Any]) -> None:
@@ -628,96 +633,14 @@ def _validate_cyclonedx(type_uri: str, predicate: dict[str, Any]) -> None:
             "cyclonedx-python-lib",
             "$.specVersion",
         )
-    try:
-        errors = list(schema.iter_errors(predicate))
-    except Exception as exc:  # the library's schema machinery on untrusted input: fail closed
-        raise PredicateError(f"$: CycloneDX validation failed: {type(exc).__name__}") from None
-    _raise_best(errors)
+    _raise_failure(schema.best_failure(predicate))
 
 
 # --- SPDX 2.x (spdx-tools) ------------------------------------------------------------------
 
 
-@functools.cache
-def _spdx_tools() -> tuple[
-    Callable[[dict[str, Any]], Any], Callable[[Any], list[Any]], type[Exception]
-]:
-    try:
-        # Slow to import and optional: only loaded for an SPDX predicate.
-        from spdx_tools.spdx.parser.error import SPDXParsingError  # noqa: PLC0415
-        from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import (  # noqa: PLC0415
-            JsonLikeDictParser,
-        )
-        from spdx_tools.spdx.validation.document_validator import (  # noqa: PLC0415
-            validate_full_spdx_document,
-        )
-    except ImportError:
-        raise InputError(f"validating an SPDX predicate needs spdx-tools: {_SBOM_HINT}") from None
-
-    def parse(document: dict[str, Any]) -> Any:
-        return JsonLikeDictParser().parse(document)  # type: ignore[no-untyped-call]
-
-    return parse, validate_full_spdx_document, SPDXParsingError
-
-
-def _flatten(messages: object) -> Iterator[str]:
-    if isinstance(messages, list | tuple):
-        for item in messages:
-            yield from _flatten(item)
-    else:
-        yield str(messages)
-
-
-def _spdx_element_path(document: dict[str, Any], spdx_id: object) -> str | None:
-    if spdx_id is None:
-        return None
-    if document.get("SPDXID") == spdx_id:
-        return "$"
-    for key in ("packages", "files", "snippets"):
-        for index, element in enumerate(document.get(key) or ()):
-            if isinstance(element, dict) and element.get("SPDXID") == spdx_id:
-                return f"$.{key}[{index}]"
-    return None
-
-
-def _spdx_relationship_path(document: dict[str, Any], relationship: Any) -> str:
-    wanted = (
-        getattr(relationship, "spdx_element_id", None),
-        getattr(getattr(relationship, "relationship_type", None), "name", None),
-        str(getattr(relationship, "related_spdx_element_id", None)),
-    )
-    for index, element in enumerate(document.get("relationships") or ()):
-        if isinstance(element, dict):
-            found = (
-                element.get("spdxElementId"),
-                element.get("relationshipType"),
-                str(element.get("relatedSpdxElement")),
-            )
-            if found == wanted:
-                return f"$.relationships[{index}]"
-    # spdx-tools also derives relationships from documentDescribes and hasFiles.
-    return "$"
-
-
-def _spdx_path(document: dict[str, Any], context: Any) -> str:
-    """Best-effort JSON path for an spdx-tools ValidationContext (it names SPDX ids, not paths)."""
-    kind = getattr(getattr(context, "element_type", None), "name", None)
-    if kind in {"PACKAGE", "FILE", "SNIPPET"}:
-        return _spdx_element_path(document, context.spdx_id) or "$"
-    if kind == "RELATIONSHIP":
-        return _spdx_relationship_path(document, context.full_element)
-    if kind == "EXTRACTED_LICENSING_INFO":
-        return "$.hasExtractedLicensingInfos"
-    if kind == "EXTERNAL_DOCUMENT_REF":
-        return "$.externalDocumentRefs"
-    if kind in {"DOCUMENT", "CREATION_INFO"}:
-        return "$"
-    # Checksums, external refs, verification codes, license expressions, actors, annotations.
-    return _spdx_element_path(document, getattr(context, "parent_id", None)) or "$"
-
-
 def _validate_spdx(type_uri: str, predicate: dict[str, Any]) -> None:
-    _raise_best(_bundled("spdx-2-structure.schema.json").iter_errors(predicate))
+    _raise_failure(_bundled("spdx-2-structure.schema.json").best_failure(predicate))
     pinned = type_uri.removeprefix(SPDX_URI + "/v")
     if type_uri != SPDX_URI and predicate["spdxVersion"] != f"SPDX-{pinned}":
         raise PredicateError(
@@ -725,22 +648,15 @@ def _validate_spdx(type_uri: str, predicate: dict[str, Any]) -> None:
             f"got {_scalar_repr(predicate['spdxVersion'])}",
             "$.spdxVersion",
         )
-    parse, validate_document, parsing_error = _spdx_tools()
+    from . import _spdx  # noqa: PLC0415 - only for an SPDX predicate
+
     try:
-        # The parser gets a copy: the predicate we sign must stay exactly what was given.
-        document = parse(copy.deepcopy(predicate))
-        messages = validate_document(document)
-    except parsing_error as exc:
-        detail = "; ".join(_flatten(getattr(exc, "messages", [str(exc)])))
-        raise PredicateError(_clip(f"$: spdx-tools cannot parse the document: {detail}")) from None
-    except Exception as exc:  # the library on untrusted input: fail closed
-        raise PredicateError(
-            _clip(f"$: spdx-tools cannot parse the document: {type(exc).__name__}: {exc}")
+        _spdx.require_license_library()
+    except ImportError:
+        raise InputError(
+            f"validating an SPDX predicate needs license-expression: {_SBOM_HINT}"
         ) from None
-    if messages:
-        first = messages[0]
-        path = _spdx_path(predicate, first.context)
-        raise PredicateError(_clip(f"{path}: {first.validation_message}"), path)
+    _spdx.check_spdx(predicate)
 
 
 # --- built-in types -------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, quote, unquote
 
 from .errors import ConfigError
 from .keys import Algorithm, PublicKey
@@ -51,7 +52,7 @@ class SignerOptions:
 
 SignerLoader = Callable[[str, SignerOptions], Signer]
 
-_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 _lock = threading.Lock()
 _schemes: dict[str, SignerLoader] = {}
 _words: dict[str, SignerLoader] = {}
@@ -82,6 +83,79 @@ def registered_schemes() -> list[str]:
         return sorted([*(f"{s}:" for s in _schemes), *_words, "file://", "<path>"])
 
 
+#: pkcs11 path attributes (RFC 7512) that name a token or key; never a secret.
+_SAFE_PATH_ATTRIBUTES: Final = frozenset(
+    {"token", "object", "id", "serial", "manufacturer", "model", "type", "slot-id",
+     "slot-description", "slot-manufacturer", "library-description", "library-manufacturer",
+     "library-version"}
+)  # fmt: skip
+#: Query parameters of any reference that never carry a secret.
+_SAFE_QUERY_KEYS: Final = frozenset(
+    {"module-path", "module-name", "slot-id", "failover-token", "pool-size", "allow-extractable",
+     "region", "endpoint", "timeout", "max-attempts", "retry-mode", "version", "key-version",
+     "allow-exportable"}
+)  # fmt: skip
+#: Schemes whose `//authority/path` names a key or a server, never a secret (user info aside).
+_URL_SCHEMES: Final = frozenset({"file", "awskms", "hashivault"})
+#: `pin-source=` is kept as the kind of source only (`env`, `file`); never its name or path.
+_PIN_SOURCE: Final = "pin-source"
+
+
+def redacted_reference(ref: str, *, pin_source: bool = True) -> str:
+    """A key reference fit for an error, a log or an audit record: an allow-list, not a filter.
+
+    Only the scheme and the attributes known to hold no secret survive: pkcs11 path attributes
+    such as `token`, `object`, `id`; query parameters such as `module-path`, `region`,
+    `version`; `pin-source` as its kind only (`pin-source=env`, `pin-source=file`; dropped
+    with ``pin_source=False``). Anything else (`pin=`, `userpin=`, `pin-value=`, `x-...`,
+    user info, fragments, an unknown scheme's body) is dropped, with its value, even from a
+    reference that was refused. Plain paths and `file://` references stay as written.
+    """
+    match = _SCHEME.match(ref)
+    if ref in _words_snapshot() or match is None or len(match.group(1)) == 1:
+        return ref  # a registered word (`keyless`), a plain path, or a drive letter
+    scheme = match.group(1).lower()
+    if scheme == "file":
+        return ref
+    body, _, query = ref[match.end() :].partition("?")
+    body = body.split("#", 1)[0]
+    kept_query = _redacted_query(query.split("#", 1)[0], pin_source=pin_source)
+    if body.startswith("//"):
+        authority, slash, path = body[2:].partition("/")
+        authority = authority.rsplit("@", 1)[-1]  # never user:password@
+        rest = "//" + authority + (slash + path if scheme in _URL_SCHEMES else "")
+    elif scheme == "pkcs11":
+        rest = ";".join(
+            attribute
+            for attribute in body.split(";")
+            if attribute.partition("=")[0].strip().lower() in _SAFE_PATH_ATTRIBUTES
+        )
+    else:
+        rest = ""  # an opaque body of a scheme we do not know: nothing in it is known safe
+    return f"{scheme}:{rest}" + (f"?{kept_query}" if kept_query else "")
+
+
+def _redacted_query(query: str, *, pin_source: bool) -> str:
+    kept: list[tuple[str, str]] = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        name = key.strip().lower()
+        if name in _SAFE_QUERY_KEYS:
+            kept.append((name, value))
+        elif name == _PIN_SOURCE and pin_source:
+            source = unquote(value)
+            kind = source.split(":", 1)[0].lower() if ":" in source else ""
+            if kind not in ("env", "file"):
+                kind = "file" if source.startswith("/") else "other"
+            kept.append((name, kind))
+    return "&".join(f"{quote(k, safe='-')}={quote(v, safe='/-._:')}" for k, v in kept)
+
+
+def _words_snapshot() -> frozenset[str]:
+    _ensure_builtin_profiles()
+    with _lock:
+        return frozenset(_words)
+
+
 def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
     """Load the signer a key reference names (cosign's `--key` syntax)."""
     _ensure_builtin_profiles()
@@ -91,7 +165,11 @@ def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
     with _lock:
         loader = _words.get(ref)
         match = _SCHEME.match(ref)
-        scheme = match.group(1) if match and match.group(1) != "file" else None
+        # Schemes are case-insensitive (RFC 3986): `PKCS11:` is no path to echo in an error.
+        # One letter is a Windows drive; `file:` is the path loader's.
+        scheme = match.group(1).lower() if match else None
+        if scheme == "file" or (scheme is not None and len(scheme) == 1):
+            scheme = None
         if loader is None and scheme is not None:
             loader = _schemes.get(scheme)
         if loader is None and (scheme is None or Path(ref).exists()):
@@ -102,7 +180,10 @@ def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
         raise ConfigError(f"unknown key reference scheme {scheme!r} (known: {known})")
     signer = loader(ref, options)
     if options.expected_keyid is not None and signer.keyid != options.expected_keyid:
-        raise ConfigError(f"key {ref} has keyid {signer.keyid}, expected {options.expected_keyid}")
+        raise ConfigError(
+            f"key {redacted_reference(ref)} has keyid {signer.keyid}, "
+            f"expected {options.expected_keyid}"
+        )
     return signer
 
 

@@ -17,16 +17,18 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from importlib import resources
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from ._fileio import atomic_write, read_bounded
 from ._json import json_path, loads_strict, member_path
+from ._schema import CompiledSchema, SchemaFailure
+from ._subject_regexp import SubjectPattern, compile_subject_regexp
 from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .dsse import Envelope, pae
 from .errors import (
@@ -40,10 +42,6 @@ from .errors import (
 from .keys import PublicKey
 from .limits import DEFAULT_LIMITS, Limits
 from .signer import Signer
-
-if TYPE_CHECKING:
-    from jsonschema.exceptions import ValidationError
-    from jsonschema.protocols import Validator
 
 __all__ = [
     "HANDOVER_PAYLOAD_TYPE",
@@ -86,6 +84,7 @@ __all__ = [
     "read_trust_root",
     "revoke_key",
     "rotate_key",
+    "rotation_chain_problem",
     "save_trust_root",
     "schema",
     "set_expires",
@@ -114,12 +113,10 @@ MAX_TRUST_ROOT_BYTES: Final = 4 * 1024 * 1024
 #: Keyless identity rules in one trust root.
 MAX_IDENTITIES: Final = 64
 #: A subjectRegExp longer than this is refused; a SAN longer than MAX_SUBJECT_CHARS never
-#: matches a subjectRegExp (exact subjects are compared whatever their length).
+#: matches a subjectRegExp (exact subjects are compared whatever their length). RE2 matches
+#: subjectRegExps (see _subject_regexp): linear in the SAN, it cannot backtrack.
 MAX_REGEXP_CHARS: Final = 512
 MAX_SUBJECT_CHARS: Final = 512
-#: Open-ended repetitions (`*`, `+`, `{n,}`) that may match the same characters in a row in a
-#: subjectRegExp: backtracking costs up to n^k steps (k = 3, n = MAX_SUBJECT_CHARS: ~0.2 s).
-MAX_REGEXP_REPEATS: Final = 3
 
 #: Certificate extensions an identity rule may require, by the name used in the trust root:
 #: (Fulcio OID, the sigstore-python policy class in `sigstore.verify.policy` that checks it).
@@ -300,7 +297,11 @@ class IdentityRule:
             return False
         if self.subject_regexp is None:  # pragma: no cover - the loader refuses it
             return False
-        return _subject_pattern(self.subject_regexp).fullmatch(san) is not None
+        try:
+            pattern = compile_subject_regexp(self.subject_regexp)
+        except ValueError:  # refused on load; a rule built in memory with one matches nothing
+            return False
+        return pattern.matches(san)
 
     def allows(self, predicate_type: str) -> bool:
         return not self.predicate_types or predicate_type in self.predicate_types
@@ -365,13 +366,27 @@ class TrustRoot:
         """The trusted signing key with this keyid, if any."""
         return self._by_keyid.get(keyid)
 
+    @cached_property
+    def _rotations_by_target(self) -> dict[str, RotationEvent]:
+        found: dict[str, RotationEvent] = {}
+        for event in self.rotations:
+            found.setdefault(event.to_keyid, event)
+        return found
+
+    @cached_property
+    def _rotations_by_source(self) -> dict[str, RotationEvent]:
+        found: dict[str, RotationEvent] = {}
+        for event in self.rotations:
+            found.setdefault(event.from_keyid, event)
+        return found
+
     def rotation_to(self, keyid: str) -> RotationEvent | None:
         """The rotation that introduced `keyid` (its handover must verify for it to count)."""
-        return next((r for r in self.rotations if r.to_keyid == keyid), None)
+        return self._rotations_by_target.get(keyid)
 
     def rotation_from(self, keyid: str) -> RotationEvent | None:
         """The rotation that retires `keyid` (it counts until that event's deadline)."""
-        return next((r for r in self.rotations if r.from_keyid == keyid), None)
+        return self._rotations_by_source.get(keyid)
 
     def successors(self, keyid: str) -> tuple[str, ...]:
         """Keys `keyid` was rotated to, in order (A→B→C gives (B, C)); the chain is acyclic."""
@@ -450,58 +465,56 @@ def _schema() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator() -> Validator:
-    # Imported here: jsonschema costs tens of milliseconds and only loading needs it.
-    from jsonschema import Draft202012Validator, validators  # noqa: PLC0415
-
-    def pattern(
-        validator: Validator, regex: str, instance: object, schema_: Mapping[str, Any]
-    ) -> Iterator[ValidationError]:
-        from jsonschema.exceptions import ValidationError  # noqa: PLC0415
-
-        # ECMA-262 '$' matches only at the very end; Python's also before a final newline.
-        if isinstance(instance, str) and _ecma_pattern(regex).search(instance) is None:
-            yield ValidationError(f"does not match the pattern {regex!r}")
-
-    cls = validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
-    # The schema ships with the package and tests/test_trustroot.py checks it against the
-    # metaschema; checking it again on every load cost more than the rest of `dssesign verify`.
-    built: Validator = cls(_schema())
-    return built
+def _validator() -> CompiledSchema:
+    """The trust-root schema, compiled once (jsonschema-rs: see `_schema`). No formats."""
+    return CompiledSchema(_schema())
 
 
-@functools.cache
-def _ecma_pattern(regex: str) -> re.Pattern[str]:
-    if regex.endswith("$") and not regex.endswith("\\$"):
-        regex = regex[:-1] + r"\Z"
-    return re.compile(regex)
+#: Longest array anywhere in a trust root (the schema's largest maxItems); checked in one linear
+#: walk before the schema, so no keyword ever runs over an attacker-sized array.
+MAX_TRUST_ROOT_ARRAY: Final = 256
+
+
+def _check_array_sizes(document: object) -> None:
+    stack: list[tuple[object, tuple[object, ...]]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, (*path, k)) for k, v in node.items() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            if len(node) > MAX_TRUST_ROOT_ARRAY:
+                raise _fail(
+                    json_path(path),
+                    f"{len(node)} items exceed the limit of {MAX_TRUST_ROOT_ARRAY} per array",
+                )
+            stack.extend((v, (*path, i)) for i, v in enumerate(node) if isinstance(v, dict | list))
 
 
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _schema_error(error: ValidationError) -> TrustRootError:
-    elements: list[object] = list(error.absolute_path)
+def _schema_error(error: SchemaFailure) -> TrustRootError:
+    elements: list[object] = list(error.path)
     instance = error.instance
-    if error.validator == "additionalProperties" and isinstance(instance, dict):
-        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    if error.keyword == "additionalProperties" and isinstance(instance, dict):
+        allowed = error.holder.get("properties", {})
         extra = sorted(k for k in instance if k not in allowed)
         if extra and allowed:
             known = ", ".join(sorted(allowed))
             return _fail(json_path([*elements, extra[0]]), f"unknown field (allowed here: {known})")
-    if error.validator == "required" and isinstance(instance, dict):
-        required = error.validator_value if isinstance(error.validator_value, list) else []
+    if error.keyword == "required" and isinstance(instance, dict):
+        required = error.value if isinstance(error.value, list) else []
         missing = [name for name in required if name not in instance]
         if missing:
             return _fail(json_path([*elements, missing[0]]), "required field is missing")
-    if "propertyNames" in error.absolute_schema_path:
+    if error.under_property_names:
         shown = _clip(json.dumps(instance), 80)
         return _fail(json_path(elements), f"member name {shown} {_schema_message(error)}")
     if isinstance(instance, str | int | float | bool) or instance is None:
         shown = _clip(json.dumps(instance), 80)
         message = error.message
-        if error.validator in (
+        if error.keyword in (
             "pattern",
             "type",
             "enum",
@@ -516,9 +529,9 @@ def _schema_error(error: ValidationError) -> TrustRootError:
     return _fail(json_path(elements), _clip(_schema_message(error)))
 
 
-def _schema_message(error: ValidationError) -> str:
-    value = error.validator_value
-    kind = error.validator
+def _schema_message(error: SchemaFailure) -> str:
+    value = error.value
+    kind = error.keyword
     if kind == "type":
         return f"is not of type {value!r}"
     if kind == "enum" and isinstance(value, list):
@@ -571,12 +584,7 @@ def _pattern_hints() -> dict[str, str]:
 
 
 def _schema_check(document: Any) -> None:
-    from jsonschema.exceptions import best_match  # noqa: PLC0415
-
-    try:
-        error = best_match(_validator().iter_errors(document))
-    except RecursionError:
-        raise _fail("$", "nested too deeply to validate") from None
+    error = _validator().best_failure(document)
     if error is not None:
         raise _schema_error(error)
 
@@ -599,7 +607,13 @@ def load_trust_root(
         limits, max_json_bytes=min(limits.max_json_bytes, MAX_TRUST_ROOT_BYTES)
     )
     document = loads_strict(data, what="trust root", limits=bounded, error=TrustRootError)
+    return _load_document(document, allow_incomplete=allow_incomplete)
+
+
+def _load_document(document: object, *, allow_incomplete: bool) -> TrustRoot:
+    _check_array_sizes(document)
     _schema_check(document)
+    assert isinstance(document, dict)  # the schema's "type": "object"
     root = _from_json(document)
     _validate(root, complete=not allow_incomplete)
     return root
@@ -1004,143 +1018,19 @@ _IDENTITY_FIELDS: Final = frozenset(
 _TRUSTED_ROOT_LISTS: Final = ("tlogs", "ctlogs", "certificateAuthorities", "timestampAuthorities")
 
 
-@functools.lru_cache(maxsize=256)
-def _subject_pattern(text: str) -> re.Pattern[str]:
-    return re.compile(text)
+def check_subject_regexp(text: str) -> SubjectPattern:
+    """Compile a subjectRegExp to match whole SANs with RE2 (raises ValueError if refused).
 
-
-def check_subject_regexp(text: str) -> re.Pattern[str]:
-    """Compile a subjectRegExp, refusing what could backtrack for long (raises ValueError).
-
-    Bounded: at most MAX_REGEXP_CHARS characters; no back-references or look-around; nothing
-    repeated inside a repeat and no alternation inside a repeat (the shapes behind exponential
-    matching, e.g. ``(a+)+`` or ``(a|a)*``); and at most MAX_REGEXP_REPEATS open-ended
-    repetitions that can match the same characters one after another (``.*.*.*.*`` backtracks
-    in n^4 steps), counting a repetition as closed by a literal it cannot match
-    (``[^/]+/`` is closed by the ``/``).
+    At most MAX_REGEXP_CHARS characters of Python regular-expression syntax. RE2 matches in
+    time linear in the SAN whatever the expression, so no shape is refused for speed; what RE2
+    cannot do or would read unlike Python is (back-references, look-around, ``$`` before the
+    end, ``\\b``...: see `dssesign._subject_regexp`).
     """
     if not isinstance(text, str) or not text:
         raise ValueError("must be a non-empty string")
     if len(text) > MAX_REGEXP_CHARS:
         raise ValueError(f"longer than {MAX_REGEXP_CHARS} characters")
-    try:
-        from re import _parser  # type: ignore[attr-defined]  # noqa: PLC0415
-
-        parsed = _parser.parse(text)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc})") from None
-    degree, _ = _regexp_degree(list(parsed), [], inside_repeat=False)
-    if degree > MAX_REGEXP_REPEATS:
-        raise ValueError(
-            f"{degree} open-ended repetitions can match the same characters in a row; at most "
-            f"{MAX_REGEXP_REPEATS} are allowed (separate them by literals they cannot match)"
-        )
-    return _subject_pattern(text)
-
-
-_CharTest = Callable[[str], bool]
-_REPEATS: Final = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
-#: A repeat whose count may vary by more than this is open-ended for backtracking purposes.
-_OPEN_ENDED: Final = 8
-
-
-def _regexp_degree(
-    items: list[Any], alive: list[_CharTest], *, inside_repeat: bool
-) -> tuple[int, list[_CharTest]]:
-    """(most open-ended repeats alive at once, those alive at the end); ValueError on danger."""
-    worst = len(alive)
-    for op, value in items:
-        name = str(op)
-        if name in ("GROUPREF", "GROUPREF_EXISTS"):
-            raise ValueError("back-references are not allowed")
-        if name in ("ASSERT", "ASSERT_NOT"):
-            raise ValueError("look-ahead/look-behind assertions are not allowed")
-        if name in _REPEATS:
-            if inside_repeat:
-                raise ValueError("a repetition inside a repetition (like (a+)+) is not allowed")
-            low, high, sub = value
-            _regexp_degree(list(sub), [], inside_repeat=True)  # only for the refusals
-            if high - low > _OPEN_ENDED:
-                alive = [*alive, _char_test(list(sub))]
-        elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
-            inner = value[-1] if name == "SUBPATTERN" else value
-            degree, alive = _regexp_degree(list(inner), alive, inside_repeat=inside_repeat)
-            worst = max(worst, degree)
-        elif name == "BRANCH":
-            if inside_repeat:
-                raise ValueError("alternation inside a repetition (like (a|b)*) is not allowed")
-            merged: list[_CharTest] = []
-            for alternative in value[1]:
-                degree, after = _regexp_degree(list(alternative), list(alive), inside_repeat=False)
-                worst = max(worst, degree)
-                merged += [test for test in after if test not in merged]
-            alive = merged
-        elif name == "LITERAL":
-            alive = [test for test in alive if test(chr(value))]
-        worst = max(worst, len(alive))
-    return worst, alive
-
-
-def _char_test(items: list[Any]) -> _CharTest:
-    """Which single characters a repeated body can consume (conservative: unknown means all)."""
-    tests: list[_CharTest] = []
-    for op, value in items:
-        name = str(op)
-        if name == "LITERAL":
-            tests.append(functools.partial(_char_is, value))
-        elif name == "NOT_LITERAL":
-            tests.append(functools.partial(_char_is_not, value))
-        elif name == "ANY":
-            tests.append(lambda c: c != "\n")
-        elif name == "IN":
-            tests.append(_in_test(list(value)))
-        elif name == "SUBPATTERN":
-            tests.append(_char_test(list(value[-1])))
-        else:
-            return lambda c: True
-    return lambda c: any(test(c) for test in tests)
-
-
-def _char_is(code: int, char: str) -> bool:
-    return ord(char) == code
-
-
-def _char_is_not(code: int, char: str) -> bool:
-    return ord(char) != code
-
-
-def _char_in_range(low: int, high: int, char: str) -> bool:
-    return low <= ord(char) <= high
-
-
-_CATEGORIES: Final[Mapping[str, _CharTest]] = {
-    "CATEGORY_DIGIT": str.isdigit,
-    "CATEGORY_NOT_DIGIT": lambda c: not c.isdigit(),
-    "CATEGORY_WORD": lambda c: c.isalnum() or c == "_",
-    "CATEGORY_NOT_WORD": lambda c: not (c.isalnum() or c == "_"),
-    "CATEGORY_SPACE": str.isspace,
-    "CATEGORY_NOT_SPACE": lambda c: not c.isspace(),
-}
-
-
-def _in_test(entries: list[Any]) -> _CharTest:
-    negate = False
-    tests: list[_CharTest] = []
-    for op, value in entries:
-        name = str(op)
-        if name == "NEGATE":
-            negate = True
-        elif name == "LITERAL":
-            tests.append(functools.partial(_char_is, value))
-        elif name == "RANGE":
-            tests.append(functools.partial(_char_in_range, value[0], value[1]))
-        elif name == "CATEGORY":
-            tests.append(_CATEGORIES.get(str(value), lambda c: True))
-        else:
-            return lambda c: True
-    if negate:
-        return lambda c: not any(test(c) for test in tests)
-    return lambda c: any(test(c) for test in tests)
+    return compile_subject_regexp(text)
 
 
 def _identity_text(value: object, path: str) -> str:
@@ -1627,9 +1517,30 @@ def verify_handover(root: TrustRoot, event: RotationEvent) -> bool:
     return old.public_key.verify(event.handover_signature, pae(HANDOVER_PAYLOAD_TYPE, payload))
 
 
+def rotation_chain_problem(root: TrustRoot, keyid: str) -> str | None:
+    """Why `keyid` is not vouched for by its chain of handovers, or None.
+
+    A key brought in by rotation counts only if every handover back to a key the trust root
+    trusts directly verifies: in A -> B -> C with a forged A -> B, C is as untrusted as B, even
+    though B, as listed, signed the B -> C handover.
+    """
+    current = keyid
+    for _ in range(len(root.rotations) + 1):
+        event = root.rotation_to(current)
+        if event is None:
+            return None
+        if not verify_handover(root, event):
+            link = f"{event.from_keyid[:16]} -> {event.to_keyid[:16]}"
+            if current == keyid:
+                return f"its handover {link} does not verify"
+            return f"the handover {link} earlier in its rotation chain does not verify"
+        current = event.from_keyid
+    return "its rotation chain does not end at a directly trusted key"
+
+
 def failed_handovers(root: TrustRoot) -> tuple[RotationEvent, ...]:
-    """Rotation events whose handover does not verify (their new keys will not count)."""
-    return tuple(event for event in root.rotations if not verify_handover(root, event))
+    """Rotation events whose new key will not count: the handover, or one before it, fails."""
+    return tuple(event for event in root.rotations if rotation_chain_problem(root, event.to_keyid))
 
 
 # --- signed trust roots ---------------------------------------------------------------------
@@ -1711,6 +1622,26 @@ def _require(envelope: Envelope, candidates: Sequence[PublicKey], needed: int, w
         )
 
 
+def _pinned_keys(document: object, pinned: set[str]) -> list[PublicKey]:
+    """Keys in an unvalidated document's rootKeys whose recomputed keyid is pinned (bounded)."""
+    section = document.get("rootKeys") if isinstance(document, dict) else None
+    entries = section.get("keys") if isinstance(section, dict) else None
+    found: list[PublicKey] = []
+    if not isinstance(entries, list):
+        return found
+    for entry in entries[:MAX_ROOT_KEYS]:
+        pem = entry.get("publicKey") if isinstance(entry, dict) else None
+        if not isinstance(pem, str) or len(pem) > 64 * 1024:
+            continue
+        try:
+            key = PublicKey.from_pem(pem.encode("ascii"), source="rootKeys")
+        except (KeyFormatError, UnicodeEncodeError, ValueError):
+            continue
+        if key.keyid in pinned:
+            found.append(key)
+    return found
+
+
 def verify_signed_trust_root(
     envelope: bytes | str | Envelope,
     *,
@@ -1774,8 +1705,22 @@ def verify_signed_trust_root(
             previous.root.threshold,
             f"root keys of the previous trust root (version {previous.version})",
         )
+    bounded = dataclasses.replace(
+        limits, max_json_bytes=min(limits.max_json_bytes, MAX_TRUST_ROOT_BYTES)
+    )
     try:
-        root = load_trust_root(parsed.payload, limits=limits)
+        document = loads_strict(
+            parsed.payload, what="trust root", limits=bounded, error=TrustRootError
+        )
+    except TrustRootError as exc:
+        raise VerificationError(TRUST_ROOT_MALFORMED, f"signed trust root: {exc}") from None
+    if pinned is not None:
+        # Authenticate before any schema work: the pinned keys, found by recomputing keyids
+        # from the key material in rootKeys, must have signed these bytes.
+        pinned_needed = len(pinned) if pinned_threshold is None else pinned_threshold
+        _require(parsed, _pinned_keys(document, pinned), pinned_needed, "pinned root keys")
+    try:
+        root = _load_document(document, allow_incomplete=False)
     except TrustRootError as exc:
         raise VerificationError(TRUST_ROOT_MALFORMED, f"signed trust root: {exc}") from None
     if pinned is not None:

@@ -161,7 +161,8 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.KEY_EXPIRED: "a key that signed is past its validUntil at the verification time",
         Code.KEY_REVOKED: "a key that signed was revoked at or before the verification time",
         Code.KEY_ROTATED_OUT: "a key that signed was rotated out; its transition deadline passed",
-        Code.ROTATION_UNVERIFIED: "a key introduced by rotation has no verifying handover",
+        Code.ROTATION_UNVERIFIED: "a key introduced by rotation has no verifying chain of "
+        "handovers back to a directly trusted key",
         Code.INVALID_STATEMENT: "the signed payload is not a valid in-toto Statement v1/v0.1",
         Code.PREDICATE_TYPE_MISMATCH: "the Statement's predicateType is not the one requested",
         Code.PREDICATE_TYPE_NOT_ALLOWED: "a key that signed may not attest to this predicateType",
@@ -186,6 +187,8 @@ _EXCLUSION_ORDER: Final = (
     Code.PREDICATE_TYPE_NOT_ALLOWED,
 )
 _HYBRID_MODES: Final = frozenset({"off", "or", "and", "pq-only"})
+#: Failures of the caller's request, not of the attestation: the CLI exits 2 for them.
+_USAGE_CODES: Final = frozenset({Code.INVALID_ARGUMENT, Code.ARTIFACT_UNREADABLE})
 #: Crypto attempts for signatures without a usable keyid hint (at least 8 per trusted key):
 #: bounds the work an envelope of junk signatures can cause at ~0.1-0.3 s.
 _BLIND_ATTEMPTS: Final = 1024
@@ -305,6 +308,8 @@ class VerificationFailure(VerificationError):
         identities_counted: tuple[CountedIdentity, ...] = (),
     ) -> None:
         super().__init__(str(code), message)
+        if code in _USAGE_CODES:
+            self.exit_code = 2  # the request itself is unusable: bad usage or unreadable input
         self.predicate_type = predicate_type
         self.keys_counted = keys_counted
         self.identities_counted = identities_counted
@@ -458,6 +463,30 @@ def _build_index(root: TrustRoot) -> _Index:
         rotations_to={k: tuple(v) for k, v in rotations_to.items()},
         rotations_from={k: tuple(v) for k, v in rotations_from.items()},
     )
+
+
+def _broken_link(root: TrustRoot, index: _Index, keyid: str) -> RotationEvent | None:
+    """The first handover that fails on the way from `keyid` back to directly trusted keys.
+
+    A rotated-in key is only as trusted as its whole chain (A -> B -> C: a forged A -> B
+    leaves C untrusted too). Every event into a key is followed, so an in-memory trust root
+    listing two introductions of one key needs both to hold; the walk is bounded and
+    fail-closed on a cycle.
+    """
+    pending = [keyid]
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for event in index.rotations_to.get(current, ()):
+            if not _handover_verifies(root, index, event):
+                return event
+            if event.from_keyid in seen:  # a cycle vouches for nothing
+                return event
+            pending.append(event.from_keyid)
+    return None
 
 
 def _handover_verifies(root: TrustRoot, index: _Index, event: RotationEvent) -> bool:
@@ -1206,13 +1235,16 @@ def _state_problem(
         if revocation is not None and entry.revoked_at(now):
             reason = f" ({revocation.reason})" if revocation.reason else ""
             return Code.KEY_REVOKED, f"key {short} was revoked at {_when(revocation.time)}{reason}"
+    broken = _broken_link(root, index, candidate.keyid)
+    if broken is not None:
+        return (
+            Code.ROTATION_UNVERIFIED,
+            f"key {short} was introduced by rotation, but the handover "
+            f"{broken.from_keyid[:16]} -> {broken.to_keyid[:16]}"
+            + (" in its rotation chain" if broken.to_keyid != candidate.keyid else "")
+            + " does not verify",
+        )
     for event in index.rotations_to.get(candidate.keyid, ()):
-        if not _handover_verifies(root, index, event):
-            return (
-                Code.ROTATION_UNVERIFIED,
-                f"key {short} was introduced by a rotation whose handover signature by "
-                f"{event.from_keyid[:16]} does not verify",
-            )
         if now < event.time:
             return (
                 Code.KEY_NOT_YET_VALID,

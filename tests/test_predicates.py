@@ -659,24 +659,32 @@ def test_spdx_versioned_uri_and_spdx_2_2() -> None:
         (lambda d: d.update(packages={}), "$.packages", "array"),
         (
             lambda d: d["packages"][1].update(downloadLocation="not a url"),
-            "$.packages[1]",
+            "$.packages[1].downloadLocation",
             "download_location",
         ),
         (
             lambda d: d["packages"][0]["checksums"][0].update(checksumValue="abc"),
-            "$.packages[0]",
+            "$.packages[0].checksums[0].checksumValue",
             "64 lowercase hexadecimal digits",
         ),
         (
             lambda d: d["relationships"][0].update(relatedSpdxElement="SPDXRef-missing"),
-            "$.relationships[0]",
+            "$.relationships[0].relatedSpdxElement",
             "SPDXRef-missing",
         ),
-        (lambda d: d.update(documentNamespace="no-namespace"), "$", "document_namespace"),
-        (lambda d: d["packages"][1].update(licenseConcluded="MIT AND ("), "$", "LicenseExpression"),
+        (
+            lambda d: d.update(documentNamespace="no-namespace"),
+            "$.documentNamespace",
+            "document_namespace",
+        ),
+        (
+            lambda d: d["packages"][1].update(licenseConcluded="MIT AND ("),
+            "$.packages[1].licenseConcluded",
+            "LicenseExpression",
+        ),
         (
             lambda d: d["packages"][0]["checksums"][0].update(algorithm="CRC0"),
-            "$",
+            "$.packages[0].checksums[0].algorithm",
             "ChecksumAlgorithm",
         ),
     ],
@@ -696,12 +704,15 @@ def test_spdx_validation_leaves_the_predicate_untouched() -> None:
 
 
 def test_missing_sbom_libraries_are_an_error_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cached in (predicates._cyclonedx_schema, predicates._spdx_tools):
+    from dssesign import _spdx
+
+    for cached in (predicates._cyclonedx_schema, _spdx._licensing):
         cached.cache_clear()
-    for name in [m for m in sys.modules if m.split(".")[0] in {"cyclonedx", "spdx_tools"}]:
+    libraries = {"cyclonedx", "license_expression"}
+    for name in [m for m in sys.modules if m.split(".")[0] in libraries]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "cyclonedx", None)
-    monkeypatch.setitem(sys.modules, "spdx_tools", None)
+    for name in libraries:
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(InputError, match=re.escape("pip install 'dssesign[sbom]'")) as info:
         validate_predicate(CYCLONEDX_URI, load("cyclonedx-1.6.json"))
     assert not isinstance(info.value, PredicateError)

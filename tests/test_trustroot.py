@@ -569,8 +569,9 @@ def test_non_canonical_pem_is_refused() -> None:
             lambda d: d.update(
                 sigstore={**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": 2**60}}
             ),
-            "$.sigstore",
-            "I-JSON safe range",
+            # I-JSON: the parser refuses the integer before the sigstore section is read.
+            "$",
+            "beyond 2^53 - 1",
             id="sigstore-not-canonicalizable",
         ),
     ],
@@ -587,9 +588,10 @@ def test_overflowing_number_in_sigstore_is_refused() -> None:
     doc = doc_of(base_root())
     doc["sigstore"] = {**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": "PLACEHOLDER"}}
     data = json.dumps(doc).replace('"PLACEHOLDER"', "1e400").encode()
-    with pytest.raises(TrustRootError, match="Infinity") as info:
+    # I-JSON: refused by the parser already, wherever in the document the number is.
+    with pytest.raises(TrustRootError, match="out of range for a double") as info:
         tr.load_trust_root(data)
-    assert info.value.path == "$.sigstore"
+    assert info.value.path == "$"
 
 
 def test_incomplete_policy_is_allowed_only_when_asked() -> None:
@@ -1177,10 +1179,21 @@ def test_malformed_envelopes(data: bytes) -> None:
 
 
 def test_signed_payload_that_is_not_a_trust_root_is_malformed() -> None:
-    for payload in (b"not json", b"{}", b'{"mediaType": 1}'):
+    envelope = MultiProfileSigner([root_key(0), root_key(1)]).sign(b"not json", tr.MEDIA_TYPE)
+    error = expect_code(tr.TRUST_ROOT_MALFORMED, envelope, pinned_root_keyids=PINS)
+    assert "trust root" in str(error)
+    # Signatures are checked before the schema: a document that does not list the pinned keys
+    # cannot be authenticated by them, whatever else is wrong with it.
+    for payload in (b"{}", b'{"mediaType": 1}'):
         envelope = MultiProfileSigner([root_key(0), root_key(1)]).sign(payload, tr.MEDIA_TYPE)
-        error = expect_code(tr.TRUST_ROOT_MALFORMED, envelope, pinned_root_keyids=PINS)
-        assert "trust root" in str(error)
+        expect_code(tr.TRUST_ROOT_SIGNATURE_THRESHOLD, envelope, pinned_root_keyids=PINS)
+    # Once the pinned keys are listed and have signed, the schema speaks.
+    document = doc_of(base_root())
+    document["mediaType"] = 1
+    payload = json.dumps(document).encode()
+    envelope = MultiProfileSigner([root_key(0), root_key(1)]).sign(payload, tr.MEDIA_TYPE)
+    error = expect_code(tr.TRUST_ROOT_MALFORMED, envelope, pinned_root_keyids=PINS)
+    assert "mediaType" in str(error)
 
 
 def test_signed_incomplete_trust_root_is_malformed() -> None:
@@ -1628,15 +1641,13 @@ def test_identity_rules_are_checked(identity: dict[str, Any], path: str, message
 @pytest.mark.parametrize(
     ("regexp", "message"),
     [
-        ("(a+)+", "repetition inside a repetition"),
-        ("(a*)*b", "repetition inside a repetition"),
-        ("(a|aa)*", "alternation inside a repetition"),
+        # RE2 (linear) matches subjectRegExps: shapes like (a+)+ are accepted now; what RE2
+        # lacks or reads unlike Python is refused (tests/test_subject_regexp.py has the rest).
         ("(x)\\1", "back-references"),
         ("(?=a)a", "look-ahead"),
         ("(?<!a)b", "look-ahead"),
-        ("a*b*c*d*", "4 open-ended repetitions"),
-        (".*.*.*.*b", "4 open-ended repetitions"),
-        ("x.*a.*a.*a.*", "4 open-ended repetitions"),
+        ("a$b", "'$' is only allowed at the end"),
+        ("a{1001}", "repetition counts above 1000"),
         ("(unclosed", "not a valid regular expression"),
     ],
 )

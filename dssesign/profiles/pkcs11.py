@@ -222,13 +222,13 @@ def read_pin(uri: Pkcs11Uri, *, required: bool = True) -> str | None:
                 f"no PIN for {uri.describe()}: add pin-source=env:NAME or pin-source=file:PATH "
                 f"to the reference, or set {PIN_ENV}"
             )
-        return pin
+        return _utf8_pin(pin, PIN_ENV) if pin is not None else None
     if source.startswith("env:"):
         name = source[len("env:") :]
         pin = os.environ.get(name)
         if pin is None:
             raise ConfigError(f"pin-source env:{name}: the variable is not set")
-        return pin
+        return _utf8_pin(pin, f"pin-source env:{name}")
     if source.startswith("file:"):
         path = unquote(source[len("file:") :])
         if path.startswith("//"):
@@ -244,7 +244,20 @@ def read_pin(uri: Pkcs11Uri, *, required: bool = True) -> str | None:
         raise ConfigError(f"pin-source file {path}: {exc.strerror or 'unreadable'}") from None
     if len(data) > _MAX_PIN_FILE:
         raise ConfigError(f"pin-source file {path} is too large for a PIN")
-    return data.decode("utf-8", "strict").removesuffix("\n").removesuffix("\r")
+    try:
+        text = data.decode("utf-8", "strict")
+    except UnicodeDecodeError:  # never echo the bytes or where they are: they are the PIN
+        raise ConfigError(f"pin-source file {path}: not valid UTF-8") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _utf8_pin(pin: str, where: str) -> str:
+    """`pin` if it is UTF-8 text; environ bytes that are not arrive as lone surrogates."""
+    try:
+        pin.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where}: not valid UTF-8") from None
+    return pin
 
 
 # --------------------------------------------------------------------------- modules
@@ -530,8 +543,11 @@ def find_private_key(session: Any, uri: Pkcs11Uri, token_label: str) -> Any:
     return found[0]
 
 
-def check_protection(private_key: Any, *, allow_extractable: bool, where: str) -> None:
-    """Refuse a key that could leave the token, unless the user explicitly allowed it."""
+def check_protection(private_key: Any, *, allow_extractable: bool, where: str) -> bool:
+    """Refuse a key that could leave the token, unless the user explicitly allowed it.
+
+    Returns whether it can leave (extractable or not sensitive): True only when allowed.
+    """
     pkcs11 = _p11()
     sensitive = bool(_attr_or_none(private_key, pkcs11.Attribute.SENSITIVE))
     extractable = bool(_attr_or_none(private_key, pkcs11.Attribute.EXTRACTABLE))
@@ -541,6 +557,7 @@ def check_protection(private_key: Any, *, allow_extractable: bool, where: str) -
             f"{where}: the private key is {problem}, so it can leave the HSM; refusing to sign "
             "with it (add allow-extractable=true to the reference to accept this)"
         )
+    return extractable or not sensitive
 
 
 # --------------------------------------------------------------------------- session pool
@@ -837,6 +854,8 @@ class Pkcs11Signer:
 
     #: Seconds a token that failed is tried only after the others.
     retry_after = 5.0
+    #: The private key can leave the token (used only with `allow-extractable=true`).
+    exportable = False
 
     def __init__(
         self,
@@ -884,7 +903,8 @@ class Pkcs11Signer:
         try:
             where = f"{self.reference} on token {pool.token_label!r}"
             with self._module.calls():
-                check_protection(key, allow_extractable=self.uri.allow_extractable, where=where)
+                if check_protection(key, allow_extractable=self.uri.allow_extractable, where=where):
+                    self.exportable = True  # allowed, but the key can leave the HSM
                 algorithm = key_algorithm(key)
                 public = public_key_of(session, key, algorithm)
         finally:

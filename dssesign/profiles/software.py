@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import unquote, urlparse
@@ -12,7 +12,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
-from .._fileio import atomic_write, read_bounded
+from .._fileio import NamedPath, OutputSet, read_bounded
 from ..errors import ConfigError, KeyFormatError
 from ..keys import Algorithm, PublicKey, algorithm_of, get_algorithm, pss_padding
 from ..signer import SignerOptions, register_path_loader
@@ -67,7 +67,12 @@ class SoftwareSigner:
         return lambda data: key.sign(data, pss, hash_algorithm)
 
     def private_key_pem(self, password: bytes | None) -> bytes:
-        """PKCS#8 PEM, encrypted with the best available scheme when a password is given."""
+        """PKCS#8 PEM, encrypted with the best available scheme when a password is given.
+
+        An empty password is refused: it would silently write the key unencrypted.
+        """
+        if password is not None and not password:
+            raise ConfigError("an empty passphrase is refused: give one, or none (unencrypted)")
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password)
             if password
@@ -143,16 +148,27 @@ def write_keypair(
     *,
     password: bytes | None,
     force: bool = False,
+    inputs: Iterable[NamedPath] = (),
 ) -> tuple[Path, Path]:
-    """Write PREFIX.key (PKCS#8, mode 0600) and PREFIX.pub (SPKI PEM), atomically."""
+    """Write PREFIX.key (PKCS#8, mode 0600) and PREFIX.pub (SPKI PEM, the umask's mode).
+
+    Both are checked before either is written (never one of `inputs`, the files the command
+    read; never each other), both written to temp files, then published: the public key first
+    and the private key last, so a failure leaves no private key behind. Without `force` an
+    existing file (or a symlink, even a dangling one) at either name is refused.
+    """
     key_path = Path(f"{os.fspath(prefix)}.key")
     pub_path = Path(f"{os.fspath(prefix)}.pub")
     if not force:
         for existing in (key_path, pub_path):
-            if existing.exists():
+            if os.path.lexists(existing):
                 raise ConfigError(f"{existing} exists; refusing to overwrite it (use --force)")
-    atomic_write(key_path, signer.private_key_pem(password), mode=0o600)
-    atomic_write(pub_path, signer.public_key.pem.encode("ascii"), mode=0o644)
+    with OutputSet(inputs) as outputs:
+        outputs.add(pub_path, what="public key")
+        outputs.add(key_path, what="private key", mode=0o600)
+        outputs.write(pub_path, signer.public_key.pem.encode("ascii"))
+        outputs.write(key_path, signer.private_key_pem(password))
+        outputs.publish()
     return key_path, pub_path
 
 

@@ -150,6 +150,11 @@ class VaultConfig:
                 f"{SCHEME}:// keys need a token: set VAULT_TOKEN (or BAO_TOKEN), or log in so "
                 f"that ~/{TOKEN_FILE} exists"
             )
+        if not (token.isascii() and token.isprintable()):  # never echoed: it is the secret
+            raise ConfigError(
+                f"the Vault token (VAULT_TOKEN, BAO_TOKEN or ~/{TOKEN_FILE}) is not printable "
+                "ASCII text"
+            )
         mount = (_first(env, MOUNT_ENVS) or DEFAULT_MOUNT).strip("/")
         if not _MOUNT.match(mount):
             raise ConfigError(f"transit mount path {mount!r} is not a valid path")
@@ -526,6 +531,8 @@ class VaultSigner:
 
     #: Not CPU work: MultiProfileSigner gives it a thread and the per-signer timeout.
     in_process = False
+    #: The private key can leave Vault (used only with `allow-exportable=true`).
+    exportable = False
 
     def __init__(
         self,
@@ -597,7 +604,9 @@ def load(
             f"transit key {parsed.name!r} is exportable (its private key can leave Vault); "
             "refusing it (add ?allow-exportable=true to the reference to accept it)"
         )
-    return VaultSigner(parsed, client=client, key=key, version=version)
+    signer = VaultSigner(parsed, client=client, key=key, version=version)
+    signer.exportable = key.exportable or key.allow_plaintext_backup
+    return signer
 
 
 # --------------------------------------------------------------------------- key management

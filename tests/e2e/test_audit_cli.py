@@ -323,3 +323,34 @@ def test_trust_root_changes_and_rotations_are_audited(tmp_path: Path) -> None:
     report = verify_log(log, [])  # no audit key was set: a chain without signed checkpoints
     assert report.records == 5 and report.valid_through == 5
     assert report.kinds() <= {"no-checkpoint"}
+
+
+def test_audit_commands_survive_a_hostile_log(keys: dict[str, Path], tmp_path: Path) -> None:
+    """Through a real process (its stdout encoder): lines that are not I-JSON and fields with
+    terminal controls give findings and escaped text, never a traceback or a forged row."""
+    log = tmp_path / "hostile.log"
+    signer = load_key_file(keys["audit"], password=AUDIT_PASSWORD.encode())
+    with AuditLog(log, checkpoint_signer=signer) as audit:
+        audit.append({"event": "test", "actor": "mallory\r\x1b[2K\u202eok", "n": 0})
+        for i in range(1, 4):
+            audit.append({"event": "test", "n": i})
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"n":1', b'"n":1e400')
+    lines[2] = lines[2].replace(b'"n":2', b'"n":"\\ud800"')
+    log.write_bytes(b"".join(lines))
+    unsafe = ("\r", "\x1b", "\u202e", "\ud800")
+    text = dssesign("audit", "verify", log, "--key", keys["audit.pub"])
+    as_json = dssesign("audit", "verify", log, "--key", keys["audit.pub"], "--json")
+    assert text.code == as_json.code == 1, (text, as_json)
+    report = json.loads(as_json.out)
+    assert [p["kind"] for p in report["problems"]] == ["malformed-record", "malformed-record"]
+    assert text.err.count("[malformed-record]") == 2
+    shown = dssesign("audit", "show", log)
+    assert shown.code == 0 and len(shown.out.splitlines()) == 2  # records 1 and 4
+    assert "mallory\\r\\x1b[2K\\u202eok" in shown.out
+    assert "2 line(s)" in shown.err
+    listed = dssesign("audit", "show", log, "--json")
+    assert listed.code == 0 and [r["seq"] for r in json.loads(listed.out)] == [1, 4]
+    for run in (text, as_json, shown, listed):
+        assert "Traceback" not in run.err and "error:" not in run.err
+        assert not any(char in run.out + run.err for char in unsafe)

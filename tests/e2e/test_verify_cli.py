@@ -399,7 +399,7 @@ def test_sigstore_trust_root_commands(tmp_path: Path) -> None:
     )
     assert run.code == 0, run
     for bad, fragment in [
-        (["--subject-regexp", "(a+)+"], "repetition inside a repetition"),
+        (["--subject-regexp", "a$b"], "only allowed at the end"),
         (["--subject-regexp", "(x)\\1"], "back-references"),
         (["--subject", "s", "--extension", "nope=1"], "not a known extension"),
         (["--subject", "s", "--extension", "novalue"], "NAME=VALUE"),
