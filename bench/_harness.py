@@ -47,9 +47,11 @@ class Comparison:
     ours: float
     #: baseline label -> rate in the same unit, e.g. {"rfc8785": 1234.0}
     baselines: dict[str, float]
-    #: (baseline label, minimum ours/baseline ratio) this row is held to, if any
+    #: (baseline label, minimum ours/baseline ratio) this row is held to, if any; with
+    #: `lower_is_better` (times, memory) the ratio is a maximum instead
     target: tuple[str, float] | None = None
     note: str = ""
+    lower_is_better: bool = False
 
     def ratio(self, label: str) -> float:
         return self.ours / self.baselines[label]
@@ -57,5 +59,7 @@ class Comparison:
     def meets_target(self) -> bool | None:
         if self.target is None:
             return None
-        label, minimum = self.target
-        return self.ratio(label) >= minimum
+        label, bound = self.target
+        if self.lower_is_better:
+            return self.ratio(label) <= bound
+        return self.ratio(label) >= bound

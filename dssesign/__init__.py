@@ -58,7 +58,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "pae": (".dsse", "pae"),
     "parse_statement": (".statement", "parse_statement"),
     "prepare_predicate": (".predicates", "prepare_predicate"),
-    "public_key_hint": (".bundles", "public_key_hint"),
+    "public_key_hint": (".keys", "public_key_hint"),
     "read_trust_root": (".trustroot", "read_trust_root"),
     "register_predicate_type": (".predicates", "register_predicate_type"),
     "register_scheme": (".signer", "register_scheme"),
@@ -148,7 +148,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .bundles import keyed_bundle, public_key_hint
+    from .bundles import keyed_bundle
     from .canonical import canonicalize
     from .dsse import Envelope, Signature, pae
     from .errors import (
@@ -170,6 +170,7 @@ if TYPE_CHECKING:
         get_algorithm,
         keyid_of_spki,
         load_public_key,
+        public_key_hint,
     )
     from .limits import DEFAULT_LIMITS, Limits
     from .multisign import MultiProfileSigner, SigningRecord, SigningResult

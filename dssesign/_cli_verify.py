@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -155,6 +154,7 @@ def _init_worker(request: _Request) -> None:
 
 
 def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, dict[str, object]]:
+    from .codes import Code
     from .limits import DEFAULT_LIMITS
     from .verify import failure_report, verify
 
@@ -174,7 +174,7 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
         return exc.exit_code, {
             "envelope": str(path),
             "ok": False,
-            "code": "UNREADABLE",
+            "code": str(Code.UNREADABLE),
             "message": str(exc),
         }
     return 0, {"envelope": str(path), **result.to_dict()}
@@ -192,6 +192,8 @@ def _run_all(
         for path in paths:
             yield _verify_one(path, root, request)
         return
+    from concurrent.futures import ProcessPoolExecutor  # only for many envelopes: 20 ms
+
     with ProcessPoolExecutor(
         max_workers=jobs, initializer=_init_worker, initargs=(request,)
     ) as pool:
@@ -301,7 +303,7 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
         # Too many for one envelope's bundles: if bundles are among them, say so (a bounded
         # look at the first ones), rather than verifying them as many envelopes.
         if any(_is_bundle(_read_or_empty(a)) for a in arguments[1 : limit + 2]):
-            from .verify import Code
+            from .codes import Code
 
             raise VerificationError(
                 Code.TOO_MANY_BUNDLES,

@@ -57,7 +57,7 @@ from ._lock import DEFAULT_LOCK_TIMEOUT, check_timeout, flock_within
 from ._text import escape_controls
 from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .dsse import pae
-from .errors import CanonicalizationError, DssesignError, InputError, LockTimeoutError
+from .errors import AuditError, CanonicalizationError, InputError, LockTimeoutError
 from .keys import PublicKey
 from .multisign import RecordHook, SigningContext, SigningRecord
 from .signer import Signer, redacted_reference
@@ -94,12 +94,6 @@ MAX_LOG_BYTES: Final = 1 << 30
 Durability = Literal["fsync", "group"]
 
 
-class AuditError(DssesignError):
-    """The audit log cannot be written or read; signing stops (fail closed)."""
-
-    exit_code = 1
-
-
 # --- records ---------------------------------------------------------------------------------
 
 
@@ -131,18 +125,11 @@ def profile_of(reference: str) -> str:
     return head
 
 
-def error_code(error: str | None) -> str | None:
-    """A stable code for a signer's error text; the text itself never reaches a record."""
-    if error is None:
+def error_code(record: SigningRecord) -> str | None:
+    """The record's stable failure code (set by the signer where it failed; text is never read)."""
+    if record.ok:
         return None
-    if error.startswith("timed out"):
-        return "timeout"
-    if "does not verify" in error:
-        return "invalid-signature"
-    if error.startswith("backend returned"):
-        return "bad-output"
-    name = error.split(":", 1)[0].strip()
-    return f"exception:{name}" if name.isidentifier() else "error"
+    return record.error_code or "error"
 
 
 _second: tuple[int, str] = (-1, "")
@@ -250,7 +237,7 @@ def signing_fields(record: SigningRecord) -> dict[str, Any]:
         fields["signatureSha256"] = record.signature_sha256
     if record.exportable:
         fields["exportable"] = True  # the key can leave its device (allow-exportable/-extractable)
-    code = error_code(record.error)
+    code = error_code(record)
     if code is not None:
         fields["errorCode"] = code
     return fields

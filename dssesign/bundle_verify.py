@@ -29,11 +29,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
 from ._json import loads_strict
-from .bundles import public_key_hint
 from .canonical import canonicalize
+from .codes import Code
 from .dsse import Envelope, b64decode
 from .errors import InputError, VerificationError
-from .keys import PublicKey, pss_padding
+from .keys import PublicKey, pss_padding, public_key_hint
 from .limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
@@ -78,15 +78,8 @@ _ISSUER_V2_OID: Final = "1.3.6.1.4.1.57264.1.8"
 _OTHERNAME_OID: Final = "1.3.6.1.4.1.57264.1.7"
 
 
-def _code(name: str) -> str:
-    # verify.Code is the one list of codes; imported late (verify imports this module lazily).
-    from .verify import Code  # noqa: PLC0415
-
-    return str(Code[name])
-
-
-def _error(code: str, message: str) -> VerificationError:
-    return VerificationError(_code(code), message)
+def _error(code: Code, message: str) -> VerificationError:
+    return VerificationError(code, message)
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -142,35 +135,35 @@ def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Parse
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     except UnicodeEncodeError as exc:
         raise _error(
-            "BUNDLE_MALFORMED",
+            Code.BUNDLE_MALFORMED,
             f"bundle: a lone surrogate at character {exc.start} is not valid Unicode text",
         ) from None
     try:
         document = loads_strict(raw, what="bundle", limits=limits)
     except InputError as exc:
-        raise _error("BUNDLE_MALFORMED", str(exc)) from None
+        raise _error(Code.BUNDLE_MALFORMED, str(exc)) from None
     if not isinstance(document, dict):
-        raise _error("BUNDLE_MALFORMED", "bundle: expected a JSON object")
+        raise _error(Code.BUNDLE_MALFORMED, "bundle: expected a JSON object")
     media_type = document.get("mediaType")
     if not isinstance(media_type, str):
-        raise _error("BUNDLE_MALFORMED", "bundle.mediaType: missing or not a string")
+        raise _error(Code.BUNDLE_MALFORMED, "bundle.mediaType: missing or not a string")
     version = BUNDLE_MEDIA_TYPES.get(media_type)
     if version is None:
         raise _error(
-            "BUNDLE_UNSUPPORTED",
+            Code.BUNDLE_UNSUPPORTED,
             f"bundle.mediaType {media_type[:120]!r} is not a supported Sigstore bundle "
             "version (0.1, 0.2, 0.3)",
         )
     unknown = sorted(set(document) - _TOP_FIELDS)
     if unknown:
-        raise _error("BUNDLE_MALFORMED", f"bundle: unknown field {unknown[0][:80]!r}")
+        raise _error(Code.BUNDLE_MALFORMED, f"bundle: unknown field {unknown[0][:80]!r}")
     if ("dsseEnvelope" in document) == ("messageSignature" in document):
         raise _error(
-            "BUNDLE_MALFORMED", "bundle: needs exactly one of dsseEnvelope and messageSignature"
+            Code.BUNDLE_MALFORMED, "bundle: needs exactly one of dsseEnvelope and messageSignature"
         )
     material = document.get("verificationMaterial")
     if not isinstance(material, dict):
-        raise _error("BUNDLE_MALFORMED", "bundle.verificationMaterial: missing or not an object")
+        raise _error(Code.BUNDLE_MALFORMED, "bundle.verificationMaterial: missing or not an object")
     key_hint, tlog_kinds = _material(material, version)
     envelope = None
     signature = digest = None
@@ -194,20 +187,20 @@ def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tu
     where = "bundle.verificationMaterial"
     unknown = sorted(set(material) - _MATERIAL_FIELDS)
     if unknown:
-        raise _error("BUNDLE_MALFORMED", f"{where}: unknown field {unknown[0][:80]!r}")
+        raise _error(Code.BUNDLE_MALFORMED, f"{where}: unknown field {unknown[0][:80]!r}")
     present = [name for name in _KEY_MATERIAL if name in material]
     if len(present) != 1:
         raise _error(
-            "BUNDLE_MALFORMED",
+            Code.BUNDLE_MALFORMED,
             f"{where}: needs exactly one of publicKey, x509CertificateChain and certificate",
         )
     if version == "0.3" and present[0] == "x509CertificateChain":
         raise _error(
-            "BUNDLE_MALFORMED", f"{where}: a v0.3 bundle carries `certificate`, not a chain"
+            Code.BUNDLE_MALFORMED, f"{where}: a v0.3 bundle carries `certificate`, not a chain"
         )
     if version != "0.3" and present[0] == "certificate":
         raise _error(
-            "BUNDLE_MALFORMED",
+            Code.BUNDLE_MALFORMED,
             f"{where}: `certificate` is new in bundle v0.3; a v{version} bundle carries "
             "x509CertificateChain",
         )
@@ -216,12 +209,12 @@ def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tu
         public_key = material["publicKey"]
         hint = public_key.get("hint", "") if isinstance(public_key, dict) else None
         if not isinstance(hint, str) or len(hint) > 512:
-            raise _error("BUNDLE_MALFORMED", f"{where}.publicKey.hint: expected a short string")
+            raise _error(Code.BUNDLE_MALFORMED, f"{where}.publicKey.hint: expected a short string")
         key_hint = hint
     entries = material.get("tlogEntries", [])
     if not isinstance(entries, list) or len(entries) > _MAX_TLOG_ENTRIES:
         raise _error(
-            "BUNDLE_MALFORMED",
+            Code.BUNDLE_MALFORMED,
             f"{where}.tlogEntries: expected a list of at most {_MAX_TLOG_ENTRIES}",
         )
     kinds: list[str] = []
@@ -231,7 +224,8 @@ def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tu
             isinstance(kind_version.get(k), str) for k in ("kind", "version")
         ):
             raise _error(
-                "BUNDLE_MALFORMED", f"{where}.tlogEntries[{index}].kindVersion: missing or invalid"
+                Code.BUNDLE_MALFORMED,
+                f"{where}.tlogEntries[{index}].kindVersion: missing or invalid",
             )
         kinds.append(f"{kind_version['kind'][:40]}/{kind_version['version'][:20]}")
     return key_hint, tuple(kinds)
@@ -241,10 +235,10 @@ def _dsse(value: object, limits: Limits) -> Envelope:
     try:
         envelope = Envelope.from_dict(value, limits=limits)
     except InputError as exc:
-        raise _error("BUNDLE_MALFORMED", f"bundle.dsseEnvelope: {exc}") from None
+        raise _error(Code.BUNDLE_MALFORMED, f"bundle.dsseEnvelope: {exc}") from None
     if len(envelope.signatures) != 1:
         raise _error(
-            "BUNDLE_MALFORMED",
+            Code.BUNDLE_MALFORMED,
             f"bundle.dsseEnvelope: a bundle holds exactly one signature, not "
             f"{len(envelope.signatures)}",
         )
@@ -254,14 +248,16 @@ def _dsse(value: object, limits: Limits) -> Envelope:
 def _message(value: object) -> tuple[bytes, bytes | None]:
     where = "bundle.messageSignature"
     if not isinstance(value, dict) or not set(value) <= {"messageDigest", "signature"}:
-        raise _error("BUNDLE_MALFORMED", f"{where}: expected an object of messageDigest, signature")
+        raise _error(
+            Code.BUNDLE_MALFORMED, f"{where}: expected an object of messageDigest, signature"
+        )
     text = value.get("signature")
     if not isinstance(text, str) or not text or len(text) > 12_000:
-        raise _error("BUNDLE_MALFORMED", f"{where}.signature: missing or not a signature")
+        raise _error(Code.BUNDLE_MALFORMED, f"{where}.signature: missing or not a signature")
     try:
         signature = b64decode(text, what=f"{where}.signature")
     except InputError as exc:
-        raise _error("BUNDLE_MALFORMED", str(exc)) from None
+        raise _error(Code.BUNDLE_MALFORMED, str(exc)) from None
     digest = None
     if "messageDigest" in value:
         message_digest = value["messageDigest"]
@@ -269,10 +265,12 @@ def _message(value: object) -> tuple[bytes, bytes | None]:
             "algorithm",
             "digest",
         }:
-            raise _error("BUNDLE_MALFORMED", f"{where}.messageDigest: expected algorithm, digest")
+            raise _error(
+                Code.BUNDLE_MALFORMED, f"{where}.messageDigest: expected algorithm, digest"
+            )
         if message_digest.get("algorithm") != "SHA2_256":
             raise _error(
-                "BUNDLE_UNSUPPORTED",
+                Code.BUNDLE_UNSUPPORTED,
                 f"{where}.messageDigest.algorithm: only SHA2_256 is supported",
             )
         encoded = message_digest.get("digest")
@@ -283,9 +281,11 @@ def _message(value: object) -> tuple[bytes, bytes | None]:
                 else None
             )
         except InputError as exc:
-            raise _error("BUNDLE_MALFORMED", str(exc)) from None
+            raise _error(Code.BUNDLE_MALFORMED, str(exc)) from None
         if digest is None or len(digest) != 32:
-            raise _error("BUNDLE_MALFORMED", f"{where}.messageDigest.digest: not a SHA-256 digest")
+            raise _error(
+                Code.BUNDLE_MALFORMED, f"{where}.messageDigest.digest: not a SHA-256 digest"
+            )
     return signature, digest
 
 
@@ -302,7 +302,7 @@ def verify_keyed(
     blobs (ECDSA / RSA-PSS over the pre-hashed digest). The hinted key is tried first.
     """
     if bundle.key_hint is None:  # pragma: no cover - callers dispatch on `keyed`
-        raise _error("BUNDLE_MALFORMED", "bundle: not a keyed bundle")
+        raise _error(Code.BUNDLE_MALFORMED, "bundle: not a keyed bundle")
     ordered = sorted(keys, key=lambda k: public_key_hint(k) != bundle.key_hint)
     if bundle.envelope is not None:
         message = bundle.envelope.pae()
@@ -318,7 +318,7 @@ def verify_keyed(
                 return key
     shown = f" (hint {bundle.key_hint[:48]})" if bundle.key_hint else ""
     raise _error(
-        "BUNDLE_KEY_UNTRUSTED",
+        Code.BUNDLE_KEY_UNTRUSTED,
         f"keyed bundle{shown}: the signature verifies under none of the {len(keys)} trusted key(s)",
     )
 
@@ -327,10 +327,10 @@ def _message_digest(bundle: ParsedBundle, digest: bytes | None) -> bytes:
     """The artifact digest a messageSignature bundle is checked over: given, and equal to the
     bundle's messageDigest when it has one."""
     if digest is None:
-        raise _error("INVALID_ARGUMENT", "a messageSignature bundle needs an artifact or digest")
+        raise _error(Code.INVALID_ARGUMENT, "a messageSignature bundle needs an artifact or digest")
     if bundle.message_digest is not None and bundle.message_digest != digest:
         raise _error(
-            "ARTIFACT_DIGEST_MISMATCH",
+            Code.ARTIFACT_DIGEST_MISMATCH,
             f"the artifact's SHA-256 {digest.hex()} is not the bundle's messageDigest "
             f"{bundle.message_digest.hex()}",
         )
@@ -387,7 +387,7 @@ def _sigstore_installed() -> bool:
 def _require_sigstore() -> None:
     if not _sigstore_installed():
         raise _error(
-            "SIGSTORE_UNAVAILABLE",
+            Code.SIGSTORE_UNAVAILABLE,
             "verifying keyless Sigstore bundles needs sigstore-python: "
             "pip install 'dssesign[sigstore]'",
         )
@@ -409,7 +409,7 @@ def _verifier(trusted_root_json: bytes) -> Any:
     except (ValidationError, SigstoreError, ValueError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise _error(
-            "TRUST_ROOT_INVALID", f"the embedded Sigstore trusted root is unusable: {first}"
+            Code.TRUST_ROOT_INVALID, f"the embedded Sigstore trusted root is unusable: {first}"
         ) from None
     return verifier
 
@@ -426,7 +426,7 @@ def verify_keyless(
     for kind in bundle.tlog_kinds:
         if kind not in _TLOG_KINDS:
             raise _error(
-                "BUNDLE_UNSUPPORTED",
+                Code.BUNDLE_UNSUPPORTED,
                 f"bundle: transparency-log entry kind {kind} is not supported "
                 "(hashedrekord/0.0.1, hashedrekord/0.0.2 and dsse/0.0.1 are)",
             )
@@ -434,7 +434,7 @@ def verify_keyless(
         digest = _message_digest(bundle, digest)
     if not trust.identities:
         raise _error(
-            "IDENTITY_MISMATCH",
+            Code.IDENTITY_MISMATCH,
             "the trust root lists no keyless identities (dssesign trust-root add-identity)",
         )
     _require_sigstore()
@@ -448,7 +448,7 @@ def verify_keyless(
         if bundle.envelope is not None:
             payload_type, payload = verifier.verify_dsse(sigstore_bundle, policy)
             if payload_type != bundle.envelope.payload_type or payload != bundle.envelope.payload:
-                raise _error("BUNDLE_PAYLOAD_MISMATCH", "bundle: verified payload differs")
+                raise _error(Code.BUNDLE_PAYLOAD_MISMATCH, "bundle: verified payload differs")
         else:
             from sigstore.hashes import Hashed  # noqa: PLC0415
             from sigstore_models.common.v1 import HashAlgorithm  # noqa: PLC0415
@@ -463,10 +463,10 @@ def verify_keyless(
     except Exception as exc:  # anything else sigstore-python or cryptography raise: refused
         first = " ".join(str(exc).split())[:200]
         raise _error(
-            "BUNDLE_VERIFICATION_FAILED", f"bundle: {type(exc).__name__}: {first}"
+            Code.BUNDLE_VERIFICATION_FAILED, f"bundle: {type(exc).__name__}: {first}"
         ) from None
     if not policy.matched:  # pragma: no cover - sigstore-python always applies the policy
-        raise _error("IDENTITY_MISMATCH", "bundle: the identity policy was not applied")
+        raise _error(Code.IDENTITY_MISMATCH, "bundle: the identity policy was not applied")
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     spki = sigstore_bundle.signing_certificate.public_key().public_bytes(
@@ -481,24 +481,26 @@ def verify_keyless(
     )
 
 
-#: sigstore-python raises one VerificationError type; its message tells the failed step.
-_FAILURE_CLASSES: Final = (
-    ("Integrated time only supported", "BUNDLE_UNSUPPORTED"),
-    ("Unsupported", "BUNDLE_UNSUPPORTED"),
-    ("failed to load bundle", "BUNDLE_MALFORMED"),
-    ("SCT", "BUNDLE_SCT_INVALID"),
-    ("invalid log entry", "BUNDLE_TLOG_INVALID"),
-    ("inconsistent with other materials", "BUNDLE_TLOG_MISMATCH"),
-    ("does not match bundle", "BUNDLE_TLOG_MISMATCH"),
-    ("log entry", "BUNDLE_TLOG_MISMATCH"),
-    ("message digest mismatch", "ARTIFACT_DIGEST_MISMATCH"),
-    ("invalid signature", "BUNDLE_SIGNATURE_INVALID"),
-    ("Signature is invalid", "BUNDLE_SIGNATURE_INVALID"),
-    ("verified time", "BUNDLE_TIMESTAMP_INVALID"),
-    ("Timestamp", "BUNDLE_TIMESTAMP_INVALID"),
-    ("certificate", "BUNDLE_CERTIFICATE_INVALID"),
-    ("cert", "BUNDLE_CERTIFICATE_INVALID"),
-    ("usage", "BUNDLE_CERTIFICATE_INVALID"),
+#: sigstore-python raises one VerificationError type with no code of its own; its message
+#: tells the failed step (third-party text: an unmatched message is BUNDLE_VERIFICATION_FAILED,
+#: never an accept).
+_FAILURE_CLASSES: Final[tuple[tuple[str, Code], ...]] = (
+    ("Integrated time only supported", Code.BUNDLE_UNSUPPORTED),
+    ("Unsupported", Code.BUNDLE_UNSUPPORTED),
+    ("failed to load bundle", Code.BUNDLE_MALFORMED),
+    ("SCT", Code.BUNDLE_SCT_INVALID),
+    ("invalid log entry", Code.BUNDLE_TLOG_INVALID),
+    ("inconsistent with other materials", Code.BUNDLE_TLOG_MISMATCH),
+    ("does not match bundle", Code.BUNDLE_TLOG_MISMATCH),
+    ("log entry", Code.BUNDLE_TLOG_MISMATCH),
+    ("message digest mismatch", Code.ARTIFACT_DIGEST_MISMATCH),
+    ("invalid signature", Code.BUNDLE_SIGNATURE_INVALID),
+    ("Signature is invalid", Code.BUNDLE_SIGNATURE_INVALID),
+    ("verified time", Code.BUNDLE_TIMESTAMP_INVALID),
+    ("Timestamp", Code.BUNDLE_TIMESTAMP_INVALID),
+    ("certificate", Code.BUNDLE_CERTIFICATE_INVALID),
+    ("cert", Code.BUNDLE_CERTIFICATE_INVALID),
+    ("usage", Code.BUNDLE_CERTIFICATE_INVALID),
 )
 
 
@@ -508,18 +510,18 @@ def _sigstore_failure(exc: Exception, policy: _IdentityPolicy) -> VerificationEr
 
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
     if policy.failure is not None:
-        return _error("IDENTITY_MISMATCH", policy.failure)
+        return _error(Code.IDENTITY_MISMATCH, policy.failure)
     if isinstance(exc, InvalidBundle):
-        code = "BUNDLE_MALFORMED"
+        code = Code.BUNDLE_MALFORMED
         if "log entry version" in text or "Unsupported" in text:
-            code = "BUNDLE_UNSUPPORTED"
+            code = Code.BUNDLE_UNSUPPORTED
     elif isinstance(exc, CertValidationError):
-        code = "BUNDLE_CERTIFICATE_INVALID"
+        code = Code.BUNDLE_CERTIFICATE_INVALID
     else:
         lowered = text.lower()
         code = next(
             (c for needle, c in _FAILURE_CLASSES if needle.lower() in lowered),
-            "BUNDLE_VERIFICATION_FAILED",
+            Code.BUNDLE_VERIFICATION_FAILED,
         )
     return _error(code, f"bundle: {text}")
 

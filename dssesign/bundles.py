@@ -19,7 +19,6 @@ File names (deterministic, in DIR; STEM is the envelope file name without `.json
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from ._json import loads_strict
 from .dsse import Envelope, b64encode
 from .errors import ConfigError, InputError, SigningError
 from .keys import PublicKey
+from .keys import public_key_hint as public_key_hint  # noqa: PLC0414 - re-export: moved to keys
 from .signer import Signer
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -49,11 +49,6 @@ class BundleSource(Protocol):
     def bundle_for(self, signature: bytes) -> str:
         """The bundle JSON for a signature this signer made; KeyError for any other."""
         ...
-
-
-def public_key_hint(public_key: PublicKey) -> str:
-    """base64 (standard, padded) of SHA-256 of the SPKI DER: cosign v3's and sigstore-go's hint."""
-    return base64.b64encode(hashlib.sha256(public_key.spki_der).digest()).decode("ascii")
 
 
 def keyed_bundle(

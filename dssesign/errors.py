@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .codes import Code
+
 
 class DssesignError(Exception):
     """Base of every error dssesign raises on purpose."""
@@ -30,6 +32,14 @@ class PredicateError(InputError):
         self.path = path
 
 
+class TrustRootError(InputError):
+    """A trust root that breaks the format or its rules; `path` names the JSON location."""
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class EnvelopeError(InputError):
     """A DSSE envelope that cannot be parsed strictly or exceeds a limit."""
 
@@ -42,8 +52,31 @@ class ConfigError(DssesignError):
     """Bad usage or configuration: unknown key reference scheme, conflicting options."""
 
 
+class MissingDependencyError(ConfigError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    def __init__(self, what: str, package: str, extra: str) -> None:
+        super().__init__(f"{what} needs {package}: pip install 'dssesign[{extra}]'")
+        self.package = package
+        self.extra = extra
+
+
+class TokenNotFound(ConfigError):
+    """No PKCS#11 token by that label is reachable: the configuration error a signer fails over."""
+
+
 class SigningError(DssesignError):
     """Signing did not produce what the policy needs; nothing is emitted."""
+
+    exit_code = 1
+
+
+class TokenUnavailable(SigningError):
+    """A PKCS#11 token could not be reached (even after one re-open): the signer may fail over."""
+
+
+class AuditError(DssesignError):
+    """The audit log cannot be written or read; signing stops (fail closed)."""
 
     exit_code = 1
 
@@ -53,9 +86,10 @@ class VerificationError(DssesignError):
 
     exit_code = 1
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Code, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        # A string that is not a code is a programming error, caught here rather than shipped.
+        self.code: Code = Code(code)
 
 
 class LockTimeoutError(DssesignError):

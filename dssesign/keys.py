@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,3 +193,11 @@ def load_public_key(data: bytes, *, source: str = "public key") -> PublicKey:
     if data.lstrip().startswith(b"-----BEGIN"):
         return PublicKey.from_pem(data, source=source)
     return PublicKey.from_der(data, source=source)
+
+
+def public_key_hint(public_key: PublicKey) -> str:
+    """base64 (standard, padded) of SHA-256 of the SPKI DER: cosign v3's and sigstore-go's hint.
+
+    Here, not with the bundle writer, because the verifier matches hints too.
+    """
+    return base64.b64encode(hashlib.sha256(public_key.spki_der).digest()).decode("ascii")

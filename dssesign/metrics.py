@@ -175,7 +175,7 @@ def signing_hook(*, emit: Callable[[str], None] | None = None) -> RecordHook:
             payloadSha256=record.payload_sha256,
             signatureSha256=record.signature_sha256,
             result=result,
-            errorCode=error_code(record.error),
+            errorCode=error_code(record),
             durationMs=round(record.duration_seconds * 1000, 3),
         )
 

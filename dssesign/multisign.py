@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from ._workers import Workers
 from .bundles import is_keyless
+from .codes import SignFailure
 from .dsse import Envelope, Signature, pae
 from .errors import ConfigError, SigningError
 from .signer import Signer
@@ -49,6 +50,9 @@ class SigningRecord:
     duration_seconds: float
     signature_sha256: str | None = None
     error: str | None = None
+    #: Why it failed, as a stable code (`codes.SignFailure`, or ``exception:<Type>``), set where
+    #: the failure happened: never recovered from `error`'s text.
+    error_code: str | None = None
     #: The operation this record belongs to (one per `sign` call, shared by its N records).
     context: SigningContext | None = None
     #: The key can leave its device (Vault `allow-exportable`, PKCS#11 `allow-extractable`).
@@ -91,6 +95,7 @@ def envelope_keyid(signer: Signer) -> str:
 class _Outcome:
     signature: bytes | None = None
     error: str | None = None
+    code: str | None = None
     duration: float = 0.0
 
 
@@ -176,7 +181,9 @@ class MultiProfileSigner:
         for index, done in waiting:
             if not done.wait(max(0.0, deadline - time.monotonic())):
                 # The worker may still finish later; it writes to the outcome replaced here.
-                outcomes[index] = _Outcome(error=f"timed out after {self._timeout:g}s")
+                outcomes[index] = _Outcome(
+                    error=f"timed out after {self._timeout:g}s", code=SignFailure.TIMEOUT
+                )
         return self._finish(payload, payload_type, outcomes, context)
 
     def _finish(
@@ -243,6 +250,7 @@ def _records(
                 hashlib.sha256(outcome.signature).hexdigest() if outcome.signature else None
             ),
             error=outcome.error,
+            error_code=outcome.code,
             context=context,
             exportable=is_exportable(signer),
         )
@@ -258,13 +266,16 @@ def _run(
         signature = signer.sign(message)
         if not isinstance(signature, bytes):
             outcome.error = f"backend returned {type(signature).__name__}, not bytes"
+            outcome.code = SignFailure.BAD_OUTPUT
         elif not signer.public_key.verify(signature, message):
             # A faulty backend (or a wrong key behind a reference) never reaches the envelope.
             outcome.error = "produced a signature that does not verify with its public key"
+            outcome.code = SignFailure.INVALID_SIGNATURE
         else:
             outcome.signature = signature
     except Exception as exc:
         outcome.error = _one_line(exc)
+        outcome.code = f"exception:{type(exc).__name__}"
     finally:
         outcome.duration = time.perf_counter() - start
         if done is not None:

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from ._json import json_path, loads_strict
 from ._schema import CompiledSchema, FormatCheck, SchemaFailure
-from .errors import InputError, PredicateError
+from .errors import InputError, MissingDependencyError, PredicateError
 
 __all__ = [
     "CUSTOM_URI",
@@ -65,7 +65,6 @@ PredicateValidator = Callable[[str, dict[str, Any]], None]
 #: Builds the predicate from the raw file bytes instead of parsing them as JSON.
 RawPredicateBuilder = Callable[[bytes, datetime], object]
 
-_SBOM_HINT = "pip install 'dssesign[sbom]'"
 _MAX_MESSAGE = 300
 
 
@@ -580,8 +579,8 @@ def _cyclonedx_schema(spec_version: str) -> CompiledSchema | None:
     try:
         from cyclonedx.schema import SchemaVersion, _res  # noqa: PLC0415 - optional extra
     except ImportError:
-        raise InputError(
-            f"validating a CycloneDX predicate needs cyclonedx-python-lib: {_SBOM_HINT}"
+        raise MissingDependencyError(
+            "validating a CycloneDX predicate", "cyclonedx-python-lib", "sbom"
         ) from None
     try:
         version = SchemaVersion.from_version(spec_version)
@@ -653,8 +652,8 @@ def _validate_spdx(type_uri: str, predicate: dict[str, Any]) -> None:
     try:
         _spdx.require_license_library()
     except ImportError:
-        raise InputError(
-            f"validating an SPDX predicate needs license-expression: {_SBOM_HINT}"
+        raise MissingDependencyError(
+            "validating an SPDX predicate", "license-expression", "sbom"
         ) from None
     _spdx.check_spdx(predicate)
 

@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from ._fileio import atomic_write, read_bounded
 from ._json import json_path, loads_strict, member_path
 from ._schema import CompiledSchema, SchemaFailure
 from ._subject_regexp import SubjectPattern, compile_subject_regexp
 from .canonical import MAX_SAFE_INTEGER, canonicalize
+from .codes import Code
 from .dsse import Envelope, pae
 from .errors import (
     CanonicalizationError,
@@ -37,11 +38,14 @@ from .errors import (
     InputError,
     KeyFormatError,
     SigningError,
+    TrustRootError,
     VerificationError,
 )
 from .keys import PublicKey
 from .limits import DEFAULT_LIMITS, Limits
-from .signer import Signer
+
+if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
+    from .signer import Signer
 
 __all__ = [
     "HANDOVER_PAYLOAD_TYPE",
@@ -154,12 +158,13 @@ SIGSTORE_EXTENSIONS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
 )
 
 # Stable VerificationError codes of verify_signed_trust_root.
-TRUST_ROOT_MALFORMED: Final = "TRUST_ROOT_MALFORMED"
-TRUST_ROOT_PAYLOAD_TYPE: Final = "TRUST_ROOT_PAYLOAD_TYPE"
-TRUST_ROOT_SIGNATURE_THRESHOLD: Final = "TRUST_ROOT_SIGNATURE_THRESHOLD"
-TRUST_ROOT_ROLLBACK: Final = "TRUST_ROOT_ROLLBACK"
-TRUST_ROOT_VERSION_CONFLICT: Final = "TRUST_ROOT_VERSION_CONFLICT"
-TRUST_ROOT_EXPIRED: Final = "TRUST_ROOT_EXPIRED"
+# (Names kept for callers of this module; the codes themselves live in `codes.Code`.)
+TRUST_ROOT_MALFORMED: Final = Code.TRUST_ROOT_MALFORMED
+TRUST_ROOT_PAYLOAD_TYPE: Final = Code.TRUST_ROOT_PAYLOAD_TYPE
+TRUST_ROOT_SIGNATURE_THRESHOLD: Final = Code.TRUST_ROOT_SIGNATURE_THRESHOLD
+TRUST_ROOT_ROLLBACK: Final = Code.TRUST_ROOT_ROLLBACK
+TRUST_ROOT_VERSION_CONFLICT: Final = Code.TRUST_ROOT_VERSION_CONFLICT
+TRUST_ROOT_EXPIRED: Final = Code.TRUST_ROOT_EXPIRED
 TRUST_ROOT_ERROR_CODES: Final = (
     TRUST_ROOT_MALFORMED,
     TRUST_ROOT_PAYLOAD_TYPE,
@@ -171,14 +176,6 @@ TRUST_ROOT_ERROR_CODES: Final = (
 
 HybridMode = Literal["off", "or", "and", "pq-only"]
 HYBRID_MODES: Final[tuple[str, ...]] = get_args(HybridMode)
-
-
-class TrustRootError(InputError):
-    """A trust root that breaks the format or its rules; `path` names the JSON location."""
-
-    def __init__(self, message: str, path: str = "$") -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def _fail(path: str, message: str) -> TrustRootError:

@@ -713,10 +713,14 @@ def test_missing_sbom_libraries_are_an_error_not_a_pass(monkeypatch: pytest.Monk
         monkeypatch.setitem(sys.modules, name, None)
     for name in libraries:
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(InputError, match=re.escape("pip install 'dssesign[sbom]'")) as info:
+    from dssesign.errors import MissingDependencyError
+
+    hint = re.escape("pip install 'dssesign[sbom]'")
+    with pytest.raises(MissingDependencyError, match=hint) as info:
         validate_predicate(CYCLONEDX_URI, load("cyclonedx-1.6.json"))
     assert not isinstance(info.value, PredicateError)
-    with pytest.raises(InputError, match=re.escape("pip install 'dssesign[sbom]'")):
+    assert info.value.extra == "sbom" and info.value.exit_code == 2
+    with pytest.raises(MissingDependencyError, match=hint):
         prepare_predicate("spdxjson", (PREDICATE_FIXTURES / "spdx-2.3.json").read_bytes())
 
 

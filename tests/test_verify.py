@@ -569,7 +569,7 @@ def test_failure_report_shape() -> None:
     assert report["keysCounted"] == [{"keyid": a.keyid, "algorithm": "PKIX_ED25519", "label": None}]
     assert json.loads(json.dumps(report)) == report
     # A plain VerificationError (raised elsewhere) reports too.
-    plain = failure_report(VerificationError("NO_SIGNATURES", "none"))
+    plain = failure_report(VerificationError(Code.NO_SIGNATURES, "none"))
     assert plain["code"] == "NO_SIGNATURES" and plain["keysCounted"] == []
 
 

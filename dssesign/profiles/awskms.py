@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, DssesignError, KeyFormatError, SigningError
+from ..errors import (
+    ConfigError,
+    DssesignError,
+    KeyFormatError,
+    MissingDependencyError,
+    SigningError,
+)
 from ..keys import ECDSA_P256, ECDSA_P384, RSA_PSS_3072, RSA_PSS_4096, Algorithm, PublicKey
 from ..signer import SignerOptions, register_scheme
 from ._remote import clip as _clip
@@ -221,9 +227,7 @@ def _boto() -> tuple[Any, Any, Any]:
         import botocore.config  # noqa: PLC0415
         import botocore.exceptions  # noqa: PLC0415
     except ImportError:
-        raise ConfigError(
-            "awskms:// references need boto3: pip install 'dssesign[awskms]'"
-        ) from None
+        raise MissingDependencyError("awskms:// references", "boto3", "awskms") from None
     return boto3, botocore.config, botocore.exceptions
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
 from .._fileio import read_bounded
-from ..errors import ConfigError, DssesignError, SigningError
+from ..errors import ConfigError, DssesignError, MissingDependencyError, SigningError
 from ..keys import Algorithm, PublicKey
 from ..signer import SignerOptions, register_word
 
@@ -197,9 +197,7 @@ def _load(reference: str, options: SignerOptions) -> KeylessSigner:
         from sigstore.sign import Signer, SigningContext  # noqa: PLC0415
         from sigstore.verify import Verifier  # noqa: PLC0415
     except ImportError:
-        raise ConfigError(
-            "keyless signing needs sigstore-python: pip install 'dssesign[sigstore]'"
-        ) from None
+        raise MissingDependencyError("keyless signing", "sigstore-python", "sigstore") from None
 
     raw_token = _token(options)
     trust_config = _trust_config(options)

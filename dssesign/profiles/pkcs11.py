@@ -31,7 +31,14 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ..errors import ConfigError, KeyFormatError, SigningError
+from ..errors import (
+    ConfigError,
+    KeyFormatError,
+    MissingDependencyError,
+    SigningError,
+    TokenNotFound,
+    TokenUnavailable,
+)
 from ..keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
 from ..keys import PublicKey as DsPublicKey
 from ..signer import SignerOptions, register_scheme
@@ -267,9 +274,7 @@ def _p11() -> Any:
     try:
         import pkcs11  # noqa: PLC0415 - optional dependency, imported on first use
     except ImportError:
-        raise ConfigError(
-            "pkcs11: references need python-pkcs11: pip install 'dssesign[pkcs11]'"
-        ) from None
+        raise MissingDependencyError("pkcs11: references", "python-pkcs11", "pkcs11") from None
     return pkcs11
 
 
@@ -362,10 +367,6 @@ def _ckr(exc: BaseException) -> str:
     """A PKCS#11 error as one line: python-pkcs11's exceptions often carry no message."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class TokenNotFound(ConfigError):
-    """No token by that label is reachable: the one configuration error a signer fails over."""
 
 
 def find_token(module: Module, label: str | None, serial: str | None = None) -> Any:
@@ -575,10 +576,6 @@ _RECONNECT_ERRORS = (
 
 def _is_reconnect_error(exc: BaseException) -> bool:
     return type(exc).__name__ in _RECONNECT_ERRORS
-
-
-class TokenUnavailable(SigningError):
-    """A token could not be reached (even after one re-open): the signer may fail over."""
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import ConfigError, KeyFormatError, SigningError
+from ..errors import ConfigError, KeyFormatError, MissingDependencyError, SigningError
 from ..keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
 from ..keys import PublicKey as DsPublicKey
 from ..signer import SignerOptions, register_scheme
@@ -211,9 +211,7 @@ def _hvac() -> Any:
     try:
         return importlib.import_module("hvac")
     except ImportError:
-        raise ConfigError(
-            f"{SCHEME}:// references need hvac: pip install 'dssesign[vault]'"
-        ) from None
+        raise MissingDependencyError(f"{SCHEME}:// references", "hvac", "vault") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,146 @@
+"""Every stable code dssesign reports, in one enum, each with its one-line meaning.
+
+Verification, trust-root, bundle and command-line codes all live here; `VerificationError.code`
+is a `Code`, and docs/verification.md lists exactly these (a test checks both ways). Codes are
+never looked up by name at run time and never recovered from message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+__all__ = ["CODES", "Code", "SignFailure"]
+
+
+class Code(StrEnum):
+    """Stable, machine-readable outcome codes (the CLI's ``--json`` ``code``)."""
+
+    OK = "OK"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    TRUST_ROOT_INVALID = "TRUST_ROOT_INVALID"
+    TRUST_ROOT_EXPIRED = "TRUST_ROOT_EXPIRED"
+    ENVELOPE_TOO_LARGE = "ENVELOPE_TOO_LARGE"
+    TOO_MANY_SIGNATURES = "TOO_MANY_SIGNATURES"
+    MALFORMED_ENVELOPE = "MALFORMED_ENVELOPE"
+    UNSUPPORTED_PAYLOAD_TYPE = "UNSUPPORTED_PAYLOAD_TYPE"
+    NO_SIGNATURES = "NO_SIGNATURES"
+    NO_VALID_SIGNATURE = "NO_VALID_SIGNATURE"
+    TOO_MANY_BUNDLES = "TOO_MANY_BUNDLES"
+    BUNDLE_MALFORMED = "BUNDLE_MALFORMED"
+    BUNDLE_UNSUPPORTED = "BUNDLE_UNSUPPORTED"
+    BUNDLE_PAYLOAD_MISMATCH = "BUNDLE_PAYLOAD_MISMATCH"
+    BUNDLE_SIGNATURE_MISMATCH = "BUNDLE_SIGNATURE_MISMATCH"
+    SIGSTORE_NOT_CONFIGURED = "SIGSTORE_NOT_CONFIGURED"
+    SIGSTORE_UNAVAILABLE = "SIGSTORE_UNAVAILABLE"
+    BUNDLE_KEY_UNTRUSTED = "BUNDLE_KEY_UNTRUSTED"
+    BUNDLE_CERTIFICATE_INVALID = "BUNDLE_CERTIFICATE_INVALID"
+    BUNDLE_SCT_INVALID = "BUNDLE_SCT_INVALID"
+    BUNDLE_TLOG_INVALID = "BUNDLE_TLOG_INVALID"
+    BUNDLE_TLOG_MISMATCH = "BUNDLE_TLOG_MISMATCH"
+    BUNDLE_TIMESTAMP_INVALID = "BUNDLE_TIMESTAMP_INVALID"
+    BUNDLE_SIGNATURE_INVALID = "BUNDLE_SIGNATURE_INVALID"
+    BUNDLE_VERIFICATION_FAILED = "BUNDLE_VERIFICATION_FAILED"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    KEY_NOT_YET_VALID = "KEY_NOT_YET_VALID"
+    KEY_EXPIRED = "KEY_EXPIRED"
+    KEY_REVOKED = "KEY_REVOKED"
+    KEY_ROTATED_OUT = "KEY_ROTATED_OUT"
+    ROTATION_UNVERIFIED = "ROTATION_UNVERIFIED"
+    INVALID_STATEMENT = "INVALID_STATEMENT"
+    PREDICATE_TYPE_MISMATCH = "PREDICATE_TYPE_MISMATCH"
+    PREDICATE_TYPE_NOT_ALLOWED = "PREDICATE_TYPE_NOT_ALLOWED"
+    THRESHOLD_NOT_MET = "THRESHOLD_NOT_MET"
+    REQUIRED_KEY_MISSING = "REQUIRED_KEY_MISSING"
+    HYBRID_POLICY_NOT_MET = "HYBRID_POLICY_NOT_MET"
+    ARTIFACT_UNREADABLE = "ARTIFACT_UNREADABLE"
+    SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+    ARTIFACT_DIGEST_MISMATCH = "ARTIFACT_DIGEST_MISMATCH"
+    TRUST_ROOT_MALFORMED = "TRUST_ROOT_MALFORMED"
+    TRUST_ROOT_PAYLOAD_TYPE = "TRUST_ROOT_PAYLOAD_TYPE"
+    TRUST_ROOT_SIGNATURE_THRESHOLD = "TRUST_ROOT_SIGNATURE_THRESHOLD"
+    TRUST_ROOT_ROLLBACK = "TRUST_ROOT_ROLLBACK"
+    TRUST_ROOT_VERSION_CONFLICT = "TRUST_ROOT_VERSION_CONFLICT"
+    UNREADABLE = "UNREADABLE"
+    INTERNAL = "INTERNAL"
+
+
+#: Every code with its one-line meaning, in the order the verifier can reach them.
+CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        Code.OK: "verified: the policy is met and every artifact/digest matched a subject",
+        Code.INVALID_ARGUMENT: "the caller's request is unusable (naive --at, bad --digest, ...)",
+        Code.TRUST_ROOT_INVALID: "the trust root is inconsistent or would fail open "
+        "(threshold < 1, unknown hybrid mode, required keyid not in it)",
+        Code.TRUST_ROOT_EXPIRED: "the trust root's `expires` is at or before the verification time",
+        Code.ENVELOPE_TOO_LARGE: "the envelope or its payload exceeds the size limits",
+        Code.TOO_MANY_SIGNATURES: "more signatures than limits.max_signatures (refused unread)",
+        Code.MALFORMED_ENVELOPE: "not a strictly valid DSSE envelope (JSON, fields, base64)",
+        Code.UNSUPPORTED_PAYLOAD_TYPE: "payloadType is not exactly application/vnd.in-toto+json",
+        Code.NO_SIGNATURES: "the envelope carries no signature at all",
+        Code.NO_VALID_SIGNATURE: "no signature verifies over the PAE under any trusted key",
+        Code.TOO_MANY_BUNDLES: "more Sigstore bundles than limits.max_signatures",
+        Code.BUNDLE_MALFORMED: "a Sigstore bundle is not strictly valid (JSON, fields, base64)",
+        Code.BUNDLE_UNSUPPORTED: "a bundle version, log entry kind or digest we do not verify",
+        Code.BUNDLE_PAYLOAD_MISMATCH: "a bundle's payload or payloadType differs from the "
+        "envelope's (byte for byte)",
+        Code.BUNDLE_SIGNATURE_MISMATCH: "a bundle's signature is not one of the envelope's",
+        Code.SIGSTORE_NOT_CONFIGURED: "a keyless bundle, but the trust root has no sigstore "
+        "section",
+        Code.SIGSTORE_UNAVAILABLE: "a keyless bundle, but sigstore-python is not installed",
+        Code.BUNDLE_KEY_UNTRUSTED: "a keyed bundle's signature verifies under no trusted key",
+        Code.BUNDLE_CERTIFICATE_INVALID: "a bundle's certificate does not chain to the trusted "
+        "root at the signing time, or breaks the Fulcio profile",
+        Code.BUNDLE_SCT_INVALID: "a bundle certificate's SCT does not verify against a CT log key",
+        Code.BUNDLE_TLOG_INVALID: "a bundle's log entry fails its inclusion proof, checkpoint "
+        "or SET",
+        Code.BUNDLE_TLOG_MISMATCH: "a bundle's log entry is not for this signature, key and "
+        "payload",
+        Code.BUNDLE_TIMESTAMP_INVALID: "no verified signing time (bad or untrusted timestamps)",
+        Code.BUNDLE_SIGNATURE_INVALID: "a bundle's signature does not verify under its certificate",
+        Code.BUNDLE_VERIFICATION_FAILED: "a bundle failed another sigstore-python check",
+        Code.IDENTITY_MISMATCH: "a keyless certificate matches no identity rule of the trust root",
+        Code.KEY_NOT_YET_VALID: "a key that signed is not valid yet at the verification time",
+        Code.KEY_EXPIRED: "a key that signed is past its validUntil at the verification time",
+        Code.KEY_REVOKED: "a key that signed was revoked at or before the verification time",
+        Code.KEY_ROTATED_OUT: "a key that signed was rotated out; its transition deadline passed",
+        Code.ROTATION_UNVERIFIED: "a key introduced by rotation has no verifying chain of "
+        "handovers back to a directly trusted key",
+        Code.INVALID_STATEMENT: "the signed payload is not a valid in-toto Statement v1/v0.1",
+        Code.PREDICATE_TYPE_MISMATCH: "the Statement's predicateType is not the one requested",
+        Code.PREDICATE_TYPE_NOT_ALLOWED: "a key that signed may not attest to this predicateType",
+        Code.THRESHOLD_NOT_MET: "fewer distinct trusted keys than the policy's threshold",
+        Code.REQUIRED_KEY_MISSING: "a keyid the policy requires did not count",
+        Code.HYBRID_POLICY_NOT_MET: "the hybrid post-quantum mode (and / pq-only) is not met",
+        Code.ARTIFACT_UNREADABLE: "an artifact given to check could not be read",
+        Code.SUBJECT_MISMATCH: "an artifact or digest matches no subject of the Statement",
+        Code.ARTIFACT_DIGEST_MISMATCH: "the artifact's SHA-256 is not the one the "
+        "messageSignature bundle signs",
+        Code.TRUST_ROOT_MALFORMED: "a signed trust root's envelope cannot be parsed or exceeds a "
+        "limit, or its payload is not a valid, complete trust root",
+        Code.TRUST_ROOT_PAYLOAD_TYPE: "a signed trust root's payloadType is not "
+        "application/vnd.dssesign.trust-root.v1+json",
+        Code.TRUST_ROOT_SIGNATURE_THRESHOLD: "too few distinct root keys signed a signed trust "
+        "root (of the previous version, of the pinned keys, or of the document itself)",
+        Code.TRUST_ROOT_ROLLBACK: "a signed trust root's version is lower than the one accepted",
+        Code.TRUST_ROOT_VERSION_CONFLICT: "a signed trust root has the accepted version but "
+        "other content",
+        Code.UNREADABLE: "(verify of several files) this envelope file could not be read; the "
+        "others are still verified",
+        Code.INTERNAL: "an unexpected error inside the verifier; the input is refused",
+    }
+)
+
+
+class SignFailure(StrEnum):
+    """Why one signer failed, as the audit log and metrics record it (never error text).
+
+    A failure of another kind is recorded as ``exception:<ExceptionType>``; a key that could
+    not be loaded as ``key-load:<ExceptionType>``.
+    """
+
+    TIMEOUT = "timeout"
+    INVALID_SIGNATURE = "invalid-signature"
+    BAD_OUTPUT = "bad-output"
