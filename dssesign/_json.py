@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from .errors import InputError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, exceeded
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -105,6 +105,19 @@ def _decoder() -> json.JSONDecoder:
     return decoder
 
 
+def _longest_array(value: Any) -> int:
+    longest = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(child for child in node.values() if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            longest = max(longest, len(node))
+            stack.extend(child for child in node if isinstance(child, dict | list))
+    return longest
+
+
 def _depth_exceeds(value: Any, max_depth: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -140,7 +153,9 @@ def loads_strict(
     else:
         size = len(data)
     if size > limits.max_json_bytes:
-        raise error(f"{what}: {size} bytes exceeds the limit of {limits.max_json_bytes}")
+        raise error(
+            f"{what}: {size} bytes exceeds {exceeded('max_json_bytes', limits.max_json_bytes)}"
+        )
     if isinstance(data, bytes):
         if data.startswith(b"\xef\xbb\xbf"):
             raise error(f"{what}: a UTF-8 byte order mark is not allowed in JSON")
@@ -153,7 +168,9 @@ def loads_strict(
     try:
         value = _decoder().decode(text)
     except RecursionError:
-        raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}") from None
+        raise error(
+            f"{what}: JSON nested deeper than {exceeded('max_json_depth', limits.max_json_depth)}"
+        ) from None
     except json.JSONDecodeError as exc:
         raise error(
             f"{what}: not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
@@ -164,8 +181,18 @@ def loads_strict(
     # document with such an escape pays for the walk.
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise error(f"{what}: a \\u escape leaves a lone surrogate, which I-JSON forbids")
+    # An array cannot hold more items than the document has commas: a cheap count first.
+    if text.count(",") >= limits.max_array_items:
+        longest = _longest_array(value)
+        if longest > limits.max_array_items:
+            raise error(
+                f"{what}: an array of {longest} items exceeds "
+                f"{exceeded('max_array_items', limits.max_array_items)}"
+            )
     # Depth cannot exceed the number of opening brackets, so most documents skip the walk.
     brackets = text.count("[") + text.count("{")
     if brackets > limits.max_json_depth and _depth_exceeds(value, limits.max_json_depth):
-        raise error(f"{what}: JSON nested deeper than {limits.max_json_depth}")
+        raise error(
+            f"{what}: JSON nested deeper than {exceeded('max_json_depth', limits.max_json_depth)}"
+        )
     return value

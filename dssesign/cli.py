@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .limits import ENVIRONMENT_ERROR  # noqa: PLC0415 - checked before anything runs
+
+    if ENVIRONMENT_ERROR is not None:
+        print(f"error: {ENVIRONMENT_ERROR}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._json import loads_strict
 from .errors import EnvelopeError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, exceeded
 
 _ENVELOPE_FIELDS = ("payload", "payloadType", "signatures")
 _B64_VALUE = {
@@ -119,13 +119,14 @@ class Envelope:
             raise EnvelopeError("envelope.signatures: expected a list")
         if len(signatures) > limits.max_signatures:
             raise EnvelopeError(
-                f"envelope.signatures: {len(signatures)} signatures exceed the limit of "
-                f"{limits.max_signatures}"
+                f"envelope.signatures: {len(signatures)} signatures exceed "
+                f"{exceeded('max_signatures', limits.max_signatures)}"
             )
         # Check the encoded size first so an oversized payload is never decoded.
         if len(payload_b64) > 4 * ((limits.max_payload_bytes + 2) // 3):
             raise EnvelopeError(
-                f"envelope.payload: larger than the limit of {limits.max_payload_bytes} bytes"
+                f"envelope.payload: larger than "
+                f"{exceeded('max_payload_bytes', limits.max_payload_bytes)}"
             )
         payload = b64decode(payload_b64, what="envelope.payload")
         parsed = tuple(

@@ -1,11 +1,16 @@
-"""The `Signer` protocol every profile implements, and the registry of key-reference schemes.
+"""The `Signer` protocol every profile implements, and the table of key-reference schemes.
 
-Later profiles (pkcs11:, awskms://, hashivault://, keyless) plug in with `register_scheme`
-without touching this module.
+As securesystemslib's signer table: a reference's scheme maps to a loader that is imported only
+when a key of that scheme is loaded (`BUILTIN_SCHEMES`), so loading a file key never imports the
+PKCS#11, KMS, Vault or Sigstore profiles. Third-party backends register through the
+``dssesign.signers`` entry-point group (name: the scheme, value: a loader
+``(reference, SignerOptions) -> Signer``), or in-process with `register_scheme`. This module
+never imports a backend at import time.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections.abc import Callable
@@ -31,6 +36,22 @@ class Signer(Protocol):
     @property
     def public_key(self) -> PublicKey: ...
 
+    @property
+    def reference(self) -> str:
+        """The key reference it was loaded from, as records and messages show it."""
+        ...
+
+    @property
+    def in_process(self) -> bool:
+        """True when `sign` is local CPU work (no device or network): signed inline, no thread."""
+        ...
+
+    @property
+    def exportable(self) -> bool:
+        """True when the key can leave its device (Vault allow-exportable, PKCS#11
+        allow-extractable): warned about, and marked in records and summaries."""
+        ...
+
     def sign(self, data: bytes) -> bytes:
         """Sign `data` (the DSSE PAE) and return the signature in its ecosystem's encoding."""
         ...
@@ -51,6 +72,18 @@ class SignerOptions:
 
 
 SignerLoader = Callable[[str, SignerOptions], Signer]
+
+#: Built-in schemes and words -> "module:loader", imported on first use.
+BUILTIN_SCHEMES: Final = {
+    "pkcs11": "dssesign.profiles.pkcs11:load_reference",
+    "awskms": "dssesign.profiles.awskms:load",
+    "hashivault": "dssesign.profiles.vault:load",
+}
+BUILTIN_WORDS: Final = {"keyless": "dssesign.profiles.keyless:load_reference"}
+#: Plain paths and file:// references.
+_PATH_LOADER: Final = "dssesign.profiles.software:load_reference"
+#: Entry-point group third-party signing backends register in.
+ENTRY_POINT_GROUP: Final = "dssesign.signers"
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 _lock = threading.Lock()
@@ -79,8 +112,70 @@ def register_path_loader(loader: SignerLoader) -> None:
 
 
 def registered_schemes() -> list[str]:
+    """Every scheme and word a reference may use (built in, registered, or from entry points)."""
     with _lock:
-        return sorted([*(f"{s}:" for s in _schemes), *_words, "file://", "<path>"])
+        schemes = {*_schemes, *BUILTIN_SCHEMES, *_entry_points()}
+        words = {*_words, *BUILTIN_WORDS}
+    return sorted([*(f"{s}:" for s in schemes), *words, "file://", "<path>"])
+
+
+def _import_loader(target: str) -> SignerLoader:
+    module, _, name = target.partition(":")
+    loader: SignerLoader = getattr(importlib.import_module(module), name)
+    return loader
+
+
+_entry_point_cache: dict[str, str] | None = None
+
+
+def _entry_points() -> dict[str, str]:
+    """scheme -> "module:attr" from the ``dssesign.signers`` entry points (read once)."""
+    global _entry_point_cache  # noqa: PLW0603 - read once per process
+    if _entry_point_cache is None:
+        from importlib.metadata import entry_points  # noqa: PLC0415 - only for unknown schemes
+
+        _entry_point_cache = {
+            ep.name.lower(): ep.value
+            for ep in entry_points(group=ENTRY_POINT_GROUP)
+            if ep.name.lower() not in BUILTIN_SCHEMES
+        }
+    return _entry_point_cache
+
+
+def _scheme_loader(scheme: str) -> SignerLoader | None:
+    """The loader for `scheme`: registered, else built in, else from an entry point."""
+    with _lock:
+        loader = _schemes.get(scheme)
+    if loader is not None:
+        return loader
+    target = BUILTIN_SCHEMES.get(scheme) or _entry_points().get(scheme)
+    if target is None:
+        return None
+    loader = _import_loader(target)
+    with _lock:
+        return _schemes.setdefault(scheme, loader)
+
+
+def _word_loader(word: str) -> SignerLoader | None:
+    with _lock:
+        loader = _words.get(word)
+    if loader is None and word in BUILTIN_WORDS:
+        loader = _import_loader(BUILTIN_WORDS[word])
+        with _lock:
+            loader = _words.setdefault(word, loader)
+    return loader
+
+
+def _path() -> SignerLoader:
+    global _path_loader  # noqa: PLW0603 - a registry is module state by design
+    with _lock:
+        loader = _path_loader
+    if loader is None:
+        loader = _import_loader(_PATH_LOADER)
+        with _lock:
+            _path_loader = _path_loader or loader
+            loader = _path_loader
+    return loader
 
 
 #: pkcs11 path attributes (RFC 7512) that name a token or key; never a secret.
@@ -151,30 +246,27 @@ def _redacted_query(query: str, *, pin_source: bool) -> str:
 
 
 def _words_snapshot() -> frozenset[str]:
-    _ensure_builtin_profiles()
     with _lock:
-        return frozenset(_words)
+        return frozenset({*_words, *BUILTIN_WORDS})
 
 
 def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
     """Load the signer a key reference names (cosign's `--key` syntax)."""
-    _ensure_builtin_profiles()
     options = options or SignerOptions()
     if not ref:
         raise ConfigError("empty key reference")
-    with _lock:
-        loader = _words.get(ref)
-        match = _SCHEME.match(ref)
-        # Schemes are case-insensitive (RFC 3986): `PKCS11:` is no path to echo in an error.
-        # One letter is a Windows drive; `file:` is the path loader's.
-        scheme = match.group(1).lower() if match else None
-        if scheme == "file" or (scheme is not None and len(scheme) == 1):
-            scheme = None
-        if loader is None and scheme is not None:
-            loader = _schemes.get(scheme)
-        if loader is None and (scheme is None or Path(ref).exists()):
-            # No registered scheme: a plain path (even one with a colon) or file://.
-            loader = _path_loader
+    loader = _word_loader(ref)
+    match = _SCHEME.match(ref)
+    # Schemes are case-insensitive (RFC 3986): `PKCS11:` is no path to echo in an error.
+    # One letter is a Windows drive; `file:` is the path loader's.
+    scheme = match.group(1).lower() if match else None
+    if scheme == "file" or (scheme is not None and len(scheme) == 1):
+        scheme = None
+    if loader is None and scheme is not None:
+        loader = _scheme_loader(scheme)
+    if loader is None and (scheme is None or Path(ref).exists()):
+        # No scheme known: a plain path (even one with a colon) or file://.
+        loader = _path()
     if loader is None:
         known = ", ".join(registered_schemes())
         raise ConfigError(f"unknown key reference scheme {scheme!r} (known: {known})")
@@ -188,7 +280,6 @@ def load_signer(ref: str, options: SignerOptions | None = None) -> Signer:
 
 
 def _ensure_builtin_profiles() -> None:
-    # Importing a profile registers it; the import is cheap and idempotent.
-    # Each profile imports its client library (python-pkcs11, boto3, hvac, sigstore) only when
-    # one of its keys is loaded, so registering it costs nothing where its extra is missing.
-    from .profiles import awskms, keyless, pkcs11, software, vault  # noqa: F401, PLC0415
+    """Import every built-in profile (tests; nothing on the signing path needs it)."""
+    for target in (*BUILTIN_SCHEMES.values(), *BUILTIN_WORDS.values(), _PATH_LOADER):
+        _import_loader(target)

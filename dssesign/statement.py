@@ -37,7 +37,7 @@ from typing import Final
 from ._json import loads_strict, member_path
 from .canonical import canonicalize
 from .errors import ConfigError, InputError, StatementError
-from .limits import DEFAULT_LIMITS, Limits, MiB
+from .limits import DEFAULT_LIMITS, Limits, MiB, exceeded
 
 __all__ = [
     "KNOWN_DIGEST_ALGORITHMS",
@@ -627,7 +627,8 @@ def validate_statement(
         raise StatementError("$.subject: at least one subject is required")
     if len(subjects) > limits.max_subjects:
         raise StatementError(
-            f"$.subject: {len(subjects)} subjects exceed the limit of {limits.max_subjects}"
+            f"$.subject: {len(subjects)} subjects exceed "
+            f"{exceeded('max_subjects', limits.max_subjects)}"
         )
     for index, subject in enumerate(subjects):
         _check_descriptor(subject, f"$.subject[{index}]", subject=True)

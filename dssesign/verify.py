@@ -50,7 +50,7 @@ from .codes import CODES, Code
 from .dsse import Envelope, Signature, pae
 from .errors import DssesignError, EnvelopeError, InputError, VerificationError
 from .keys import PublicKey
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, exceeded
 from .statement import (
     PAYLOAD_TYPE,
     STATEMENT_TYPE_V01,
@@ -1023,7 +1023,8 @@ def _read_envelope(envelope: object, limits: Limits) -> Envelope:
     if len(envelope) > limits.max_json_bytes:
         raise _Stop(
             Code.ENVELOPE_TOO_LARGE,
-            f"envelope: {len(envelope)} bytes exceeds the limit of {limits.max_json_bytes}",
+            f"envelope: {len(envelope)} bytes exceed "
+            f"{exceeded('max_json_bytes', limits.max_json_bytes)}",
         )
     try:
         obj = loads_strict(envelope, what="envelope", limits=limits, error=EnvelopeError)
@@ -1034,14 +1035,15 @@ def _read_envelope(envelope: object, limits: Limits) -> Envelope:
         if isinstance(signatures, list) and len(signatures) > limits.max_signatures:
             raise _Stop(
                 Code.TOO_MANY_SIGNATURES,
-                f"envelope: {len(signatures)} signatures exceed the limit of "
-                f"{limits.max_signatures}",
+                f"envelope: {len(signatures)} signatures exceed "
+                f"{exceeded('max_signatures', limits.max_signatures)}",
             )
         payload = obj.get("payload")
         if isinstance(payload, str) and len(payload) > 4 * ((limits.max_payload_bytes + 2) // 3):
             raise _Stop(
                 Code.ENVELOPE_TOO_LARGE,
-                f"envelope.payload: larger than the limit of {limits.max_payload_bytes} bytes",
+                f"envelope.payload: larger than "
+                f"{exceeded('max_payload_bytes', limits.max_payload_bytes)}",
             )
     try:
         return Envelope.from_dict(obj, limits=limits)
@@ -1058,13 +1060,14 @@ def _check_envelope_object(envelope: Envelope, limits: Limits) -> Envelope:
     if len(envelope.signatures) > limits.max_signatures:
         raise _Stop(
             Code.TOO_MANY_SIGNATURES,
-            f"envelope: {len(envelope.signatures)} signatures exceed the limit of "
-            f"{limits.max_signatures}",
+            f"envelope: {len(envelope.signatures)} signatures exceed "
+            f"{exceeded('max_signatures', limits.max_signatures)}",
         )
     if len(envelope.payload) > limits.max_payload_bytes:
         raise _Stop(
             Code.ENVELOPE_TOO_LARGE,
-            f"envelope.payload: larger than the limit of {limits.max_payload_bytes} bytes",
+            f"envelope.payload: larger than "
+            f"{exceeded('max_payload_bytes', limits.max_payload_bytes)}",
         )
     if len(envelope.payload_type) > limits.max_payload_type_chars:
         raise _Stop(Code.MALFORMED_ENVELOPE, "envelope.payloadType: too long")

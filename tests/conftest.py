@@ -53,9 +53,12 @@ def any_signer(request: pytest.FixtureRequest) -> SoftwareSigner:
 class DelegatingSigner:
     """A stand-in backend for tests: a software key behind the bare Signer protocol.
 
-    Subclasses override `sign` to inject faults; `in_process` is left unset, so
+    Subclasses override `sign` to inject faults; `in_process` is False, so
     MultiProfileSigner treats it like an HSM or KMS profile (own thread, timeout).
     """
+
+    in_process = False  # like an HSM or KMS profile: own thread, timeout
+    exportable = False
 
     def __init__(self, inner: SoftwareSigner, reference: str = "fake://") -> None:
         self._inner = inner

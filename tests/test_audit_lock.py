@@ -164,6 +164,9 @@ def test_commit_on_a_closed_log_fails(log_path: Path) -> None:
 
 def test_commit_reports_a_checkpoint_that_cannot_be_signed(log_path: Path) -> None:
     class Broken:
+        reference = "broken://"
+        in_process = False
+        exportable = False
         keyid = AUDIT_KEY.keyid
         algorithm = AUDIT_KEY.algorithm
         public_key = AUDIT_KEY.public_key

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,57 @@ def test_a_path_with_a_colon_that_exists_is_a_path(
     # "weird:name.key" is not a registered scheme and exists on disk: it is a file.
     monkeypatch.chdir(tmp_path)
     assert load_signer(key_path.name).keyid == signer_for("ed25519").keyid
+
+
+# --- the scheme table: built-in backends imported on first use, third parties by entry point ---
+
+
+def test_a_third_party_backend_plugs_in_through_the_entry_point_group(tmp_path: Path) -> None:
+    """A tiny installed package registers `dummy:` in `dssesign.signers`; nothing else needed."""
+    import subprocess
+    import sys
+
+    package = tmp_path / "dummy_signer"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from dssesign.profiles.software import generate\n"
+        "def load(reference, options):\n"
+        "    signer = generate('ed25519')\n"
+        "    signer.reference = reference\n"
+        "    return signer\n"
+    )
+    info = tmp_path / "dummy_signer-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dummy-signer\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dssesign.signers]\ndummy = dummy_signer:load\n")
+    script = (
+        "import sys\n"
+        "from dssesign.signer import load_signer, registered_schemes\n"
+        "assert 'dummy:' in registered_schemes(), registered_schemes()\n"
+        "signer = load_signer('dummy:key-1')\n"
+        "assert signer.reference == 'dummy:key-1' and len(signer.sign(b'x')) == 64\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run
+
+
+def test_loading_a_file_key_imports_no_other_backend(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from dssesign.profiles.software import generate
+
+    write_keypair(generate("ed25519"), tmp_path / "k", password=None)
+    script = (
+        "import sys\n"
+        "from dssesign.signer import load_signer\n"
+        f"load_signer({str(tmp_path / 'k.key')!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dssesign.profiles.')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DSSESIGN_KEY_PASSWORD"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "['dssesign.profiles.software']", run.stdout

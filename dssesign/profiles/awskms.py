@@ -466,6 +466,7 @@ class AwsKmsSigner:
 
     #: I/O-bound: MultiProfileSigner gives it its own thread.
     in_process = False
+    exportable = False  # KMS keys never leave KMS
 
     def __init__(self, uri: KmsUri, client: Any, key: KmsKey) -> None:
         self._client = client

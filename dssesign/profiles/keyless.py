@@ -61,6 +61,8 @@ class KeylessSigner:
     """
 
     reference = "keyless"
+    in_process = False
+    exportable = False  # an ephemeral key that lives and dies in this process
 
     def __init__(
         self, signer: SigstoreSigner, verifier: Verifier, public_key: PublicKey, *, secret: str
@@ -190,7 +192,7 @@ def _decimal_field(data: bytes, what: str) -> tuple[int, bytes]:
 # --------------------------------------------------------------------------- loading
 
 
-def _load(reference: str, options: SignerOptions) -> KeylessSigner:
+def load_reference(reference: str, options: SignerOptions) -> KeylessSigner:
     try:
         from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
         from sigstore.oidc import IdentityError, IdentityToken  # noqa: PLC0415
@@ -369,4 +371,4 @@ def _issuer(certificate: x509.Certificate) -> str:
     return raw.decode("utf-8", "replace")
 
 
-register_word("keyless", _load)
+register_word("keyless", load_reference)

@@ -846,9 +846,10 @@ def _close_quietly(module: Module, session: Any, *, logout: bool = False) -> Non
 class Pkcs11Signer:
     """Signs on a PKCS#11 token; the private key never leaves it.
 
-    No `in_process` attribute: MultiProfileSigner runs it on its own thread with a timeout.
+    Not `in_process`: MultiProfileSigner runs it on its own thread with a timeout.
     """
 
+    in_process = False
     #: Seconds a token that failed is tried only after the others.
     retry_after = 5.0
     #: The private key can leave the token (used only with `allow-extractable=true`).
@@ -1211,4 +1212,9 @@ def list_keys(ref: str | Pkcs11Uri) -> tuple[list[str], list[TokenKey]]:
     return [t.label for t in tokens], keys
 
 
-register_scheme("pkcs11", load)
+def load_reference(ref: str, options: SignerOptions) -> Pkcs11Signer:
+    """`load` for the scheme table (a reference string and its options)."""
+    return load(ref, options)
+
+
+register_scheme("pkcs11", load_reference)

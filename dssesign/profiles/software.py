@@ -32,6 +32,7 @@ class SoftwareSigner:
 
     #: Runs on the caller's thread in MultiProfileSigner: CPU-bound and never blocks on I/O.
     in_process = True
+    exportable = False  # a key file: the passphrase, not a device, protects it
 
     def __init__(self, private_key: PrivateKeyType, *, reference: str = "software") -> None:
         self._private_key = private_key
@@ -180,7 +181,7 @@ def path_of_reference(ref: str) -> Path:
     return Path(ref)
 
 
-def _load_reference(ref: str, options: SignerOptions) -> SoftwareSigner:
+def load_reference(ref: str, options: SignerOptions) -> SoftwareSigner:
     return load_key_file(path_of_reference(ref), password=options.password)
 
 
@@ -188,4 +189,4 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-register_path_loader(_load_reference)
+register_path_loader(load_reference)
