@@ -45,7 +45,7 @@ def _readinto_loop(path: Path) -> str:
 
 
 def _ours(path: Path) -> str:
-    return digest_file(path, progress=False)["sha256"]
+    return digest_file(path)["sha256"]
 
 
 def run() -> list[Comparison]:

@@ -14,6 +14,12 @@ __version__ = "0.1.0"
 #: public name -> (module, attribute)
 _EXPORTS: dict[str, tuple[str, str]] = {
     "ALGORITHMS": (".keys", "ALGORITHMS"),
+    "AttestResult": ("._attest", "AttestResult"),
+    "AuditError": (".errors", "AuditError"),
+    "Code": (".codes", "Code"),
+    "MissingDependencyError": (".errors", "MissingDependencyError"),
+    "attest": ("._attest", "attest"),
+    "verify_envelope": (".verify", "verify"),
     "Algorithm": (".keys", "Algorithm"),
     "CanonicalizationError": (".errors", "CanonicalizationError"),
     "ConfigError": (".errors", "ConfigError"),
@@ -40,7 +46,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SoftwareSigner": (".profiles.software", "SoftwareSigner"),
     "StatementError": (".errors", "StatementError"),
     "TrustRoot": (".trustroot", "TrustRoot"),
-    "TrustRootError": (".trustroot", "TrustRootError"),
+    "TrustRootError": (".errors", "TrustRootError"),
     "VerificationError": (".errors", "VerificationError"),
     "VerificationFailure": (".verify", "VerificationFailure"),
     "VerificationResult": (".verify", "VerificationResult"),
@@ -78,7 +84,10 @@ __all__ = [
     "PAYLOAD_TYPE",
     "STATEMENT_TYPE_V1",
     "Algorithm",
+    "AttestResult",
+    "AuditError",
     "CanonicalizationError",
+    "Code",
     "ConfigError",
     "DssesignError",
     "Envelope",
@@ -86,6 +95,7 @@ __all__ = [
     "InputError",
     "KeyFormatError",
     "Limits",
+    "MissingDependencyError",
     "MultiProfileSigner",
     "PredicateError",
     "PredicateType",
@@ -104,6 +114,7 @@ __all__ = [
     "VerificationError",
     "VerificationFailure",
     "VerificationResult",
+    "attest",
     "build_statement",
     "canonicalize",
     "digest_file",
@@ -129,6 +140,7 @@ __all__ = [
     "validate_predicate",
     "validate_statement",
     "verify_bundle",
+    "verify_envelope",
     "verify_signed_trust_root",
 ]
 
@@ -148,19 +160,24 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._attest import AttestResult, attest
     from .bundles import keyed_bundle
     from .canonical import canonicalize
+    from .codes import Code
     from .dsse import Envelope, Signature, pae
     from .errors import (
+        AuditError,
         CanonicalizationError,
         ConfigError,
         DssesignError,
         EnvelopeError,
         InputError,
         KeyFormatError,
+        MissingDependencyError,
         PredicateError,
         SigningError,
         StatementError,
+        TrustRootError,
         VerificationError,
     )
     from .keys import (
@@ -199,9 +216,9 @@ if TYPE_CHECKING:
     )
     from .trustroot import (
         TrustRoot,
-        TrustRootError,
         load_trust_root,
         read_trust_root,
         verify_signed_trust_root,
     )
     from .verify import VerificationFailure, VerificationResult, verify_bundle
+    from .verify import verify as verify_envelope

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._fileio import NamedPath, OutputSet, read_bounded
@@ -260,3 +261,49 @@ def write_public_key(
     else:
         print(f"# keyid {public.keyid} ({', '.join((public.algorithm.name, *details))})")
         print(public.pem, end="")
+
+
+#: Below this a progress bar would only flicker.
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def file_progress(path: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress callback drawing a bar on stderr while `path` is hashed, or None.
+
+    Only on a terminal and for files of 64 MiB or more; the library draws nothing itself.
+    """
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    # rich.progress costs ~0.1 s to import; only files big enough for a bar pay for it.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from ._text import escape_controls
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"digest {escape_controls(os.path.basename(path))}", total=size)
+
+        def advance(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance

@@ -282,7 +282,12 @@ def _finish_statement(args: argparse.Namespace, partial: dict[str, Any]) -> dict
 
     if partial.get("_type") is not None:
         return partial
-    subjects = [parse_subject_arg(arg, sha512=args.sha512) for arg in args.subject]
+    from ._cli_common import file_progress
+
+    subjects = []
+    for arg in args.subject:
+        with file_progress(arg) as progress:
+            subjects.append(parse_subject_arg(arg, sha512=args.sha512, progress=progress))
     return build_statement(subjects, partial["predicateType"], partial["predicate"])
 
 

@@ -28,7 +28,6 @@ import hashlib
 import os
 import re
 import stat
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -393,8 +392,9 @@ class ResourceDescriptor:
 
 #: Big enough that per-call overhead vanishes next to hashing, small enough to stay in L2/L3.
 _BUFFER_SIZE: Final = 1 * MiB
-#: Below this a progress bar would only flicker.
-_PROGRESS_MIN_BYTES: Final = 64 * MiB
+#: Told how many bytes of how many (None: unknown) were hashed, after each chunk. The library
+#: draws nothing itself; the CLI turns this into a progress bar on a terminal.
+ProgressCallback = Callable[[int, "int | None"], None]
 
 
 def _read_error(path: str | os.PathLike[str], exc: OSError) -> InputError:
@@ -410,22 +410,16 @@ def _read_error(path: str | os.PathLike[str], exc: OSError) -> InputError:
     return InputError(f"cannot read {os.fsdecode(path)}: {reason}")
 
 
-def _want_progress(progress: bool | None, size: int | None) -> bool:
-    if progress is not None:
-        return progress
-    return size is not None and size >= _PROGRESS_MIN_BYTES and sys.stderr.isatty()
-
-
 def digest_file(
     path: str | os.PathLike[str],
     *,
     algorithms: Iterable[str] = ("sha256",),
-    progress: bool | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, str]:
     """Hash a file of any size in one pass, every algorithm fed from one reused buffer.
 
-    `progress`: None shows a bar on stderr for files of 64 MiB or more when stderr is a
-    terminal; True always; False never. OS errors become `InputError` naming the file.
+    `progress`, if given, is called after each chunk with (bytes so far, file size or None).
+    OS errors become `InputError` naming the file.
     """
     names = tuple(dict.fromkeys(algorithms))
     if not names:
@@ -450,10 +444,17 @@ def digest_file(
                 with contextlib.suppress(OSError):  # only a read-ahead hint
                     os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             updates = [hasher.update for hasher in hashers]
-            if _want_progress(progress, size):
-                _hash_with_progress(handle.readinto, updates, size, os.fsdecode(path))
-            else:
-                _hash_stream(handle.readinto, updates, None)
+            advance = None
+            if progress is not None:
+                done = 0
+                report = progress
+
+                def advance(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    report(done, size)
+
+            _hash_stream(handle.readinto, updates, advance)
         except OSError as exc:
             raise _read_error(path, exc) from None
     return {name: hasher.hexdigest() for name, hasher in zip(names, hashers, strict=True)}
@@ -480,39 +481,6 @@ def _hash_stream(
                 advance(n)
 
 
-def _hash_with_progress(
-    readinto: Callable[[memoryview], int | None],
-    updates: Sequence[Callable[[memoryview], None]],
-    size: int | None,
-    label: str,
-) -> None:
-    # rich.progress costs ~0.1 s to import; only files big enough for a bar pay for it.
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"digest {os.path.basename(label)}", total=size)
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-
-        _hash_stream(readinto, updates, advance)
-
-
 # --- subjects ---------------------------------------------------------------------------------
 
 
@@ -521,7 +489,7 @@ def subject_from_file(
     *,
     name: str | None = None,
     sha512: bool = False,
-    progress: bool | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ResourceDescriptor:
     """A subject for a local file, named by its basename unless `name` says otherwise."""
     algorithms = ("sha256", "sha512") if sha512 else ("sha256",)
@@ -560,7 +528,7 @@ def subject_from_digest(spec: str, *, name: str | None = None) -> ResourceDescri
 
 
 def parse_subject_arg(
-    arg: str, *, sha512: bool = False, progress: bool | None = None
+    arg: str, *, sha512: bool = False, progress: ProgressCallback | None = None
 ) -> ResourceDescriptor:
     """Read one ``--subject``: ``PATH``, ``ALG:HEX`` or ``NAME=ALG:HEX``.
 

@@ -296,60 +296,72 @@ def test_digest_file_permission_denied_for_real(tmp_path: Path) -> None:  # prag
     assert "permission denied" in str(_read_error(path))
 
 
-def test_progress_bar_forced_on_does_not_change_digest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_progress_is_a_callback_and_does_not_change_the_digest(tmp_path: Path) -> None:
+    """The library draws nothing: it reports bytes hashed; the CLI draws the bar."""
     path = tmp_path / "blob"
     data = _write(path, 3 * BUF + 5)
-    calls: list[int | None] = []
-    real = stmt_mod._hash_with_progress
-
-    def spy(readinto: Any, updates: Any, size: int | None, label: str) -> None:
-        calls.append(size)
-        real(readinto, updates, size, label)
-
-    monkeypatch.setattr(stmt_mod, "_hash_with_progress", spy)
-    advanced: list[float] = []
-    real_advance = rich.progress.Progress.advance
-
-    def advance(self: rich.progress.Progress, task: Any, amount: float = 1) -> None:
-        advanced.append(amount)
-        real_advance(self, task, amount)
-
-    monkeypatch.setattr(rich.progress.Progress, "advance", advance)
-    assert digest_file(path, progress=True) == {"sha256": hashlib.sha256(data).hexdigest()}
-    two = digest_file(path, algorithms=("sha256", "sha512"), progress=True)
+    seen: list[tuple[int, int | None]] = []
+    expected = {"sha256": hashlib.sha256(data).hexdigest()}
+    assert digest_file(path, progress=lambda done, size: seen.append((done, size))) == expected
+    two = digest_file(path, algorithms=("sha256", "sha512"), progress=lambda d, s: None)
     assert two["sha512"] == hashlib.sha512(data).hexdigest()
-    assert calls == [len(data), len(data)]
-    assert sum(advanced) == 2 * len(data)  # the bar reaches 100%
-    assert digest_file(path, progress=False) == {"sha256": hashlib.sha256(data).hexdigest()}
-    assert len(calls) == 2
+    assert seen[-1] == (len(data), len(data))  # the bar reaches 100%
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert digest_file(path) == expected
 
 
-class _Stderr:
-    def __init__(self, tty: bool) -> None:
-        self.tty = tty
+def test_the_cli_progress_bar_is_drawn_only_on_a_terminal_for_big_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dssesign import _cli_common
 
-    def isatty(self) -> bool:
-        return self.tty
+    small = tmp_path / "small"
+    small.write_bytes(b"x")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with _cli_common.file_progress(str(small)) as progress:
+        assert progress is None
+    monkeypatch.setattr(_cli_common, "PROGRESS_MIN_BYTES", 1)
+    advanced: list[float] = []
+    real_update = rich.progress.Progress.update
+
+    def update(self: rich.progress.Progress, task: Any, **kwargs: Any) -> None:
+        advanced.append(kwargs.get("completed", 0))
+        real_update(self, task, **kwargs)
+
+    monkeypatch.setattr(rich.progress.Progress, "update", update)
+    big = tmp_path / "big"
+    data = _write(big, 2 * BUF + 1)
+    with _cli_common.file_progress(str(big)) as progress:
+        assert progress is not None
+        assert digest_file(big, progress=progress)["sha256"] == hashlib.sha256(data).hexdigest()
+    assert advanced and advanced[-1] == len(data)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with _cli_common.file_progress(str(big)) as progress:
+        assert progress is None
 
 
 @pytest.mark.parametrize(
-    ("progress", "tty", "size", "shown"),
+    ("tty", "size", "shown"),
     [
-        (None, True, 64 * 1024 * 1024, True),
-        (None, True, 64 * 1024 * 1024 - 1, False),
-        (None, False, 1 << 40, False),
-        (None, True, None, False),
-        (True, False, 0, True),
-        (False, True, 1 << 40, False),
+        (True, 64 * 1024 * 1024, True),
+        (True, 64 * 1024 * 1024 - 1, False),
+        (False, 1 << 40, False),
+        (True, None, False),
     ],
 )
 def test_progress_auto_rule(
-    monkeypatch: pytest.MonkeyPatch, progress: bool | None, tty: bool, size: int | None, shown: bool
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tty: bool, size: int | None, shown: bool
 ) -> None:
-    monkeypatch.setattr(sys, "stderr", _Stderr(tty))
-    assert stmt_mod._want_progress(progress, size) is shown
+    """The CLI's bar: on a terminal, for files of 64 MiB or more (sparse files here)."""
+    from dssesign import _cli_common
+
+    path = tmp_path / "sparse"
+    if size is not None:
+        with path.open("wb") as handle:
+            handle.truncate(size)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    with _cli_common.file_progress(str(path)) as progress:
+        assert (progress is not None) is shown
 
 
 # --- subjects -----------------------------------------------------------------------------------
