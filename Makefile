@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test check lint typecheck unit unit-fast docs bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dssesign tests bench scripts
 	$(VENV)/bin/ruff format --check dssesign tests bench scripts
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -32,10 +33,28 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The fast loop: lint, types and the unit tier (no server, no node, no wheel builds).
+unit-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration"
+
+check: lint typecheck unit-fast
+
+# API reference of the public names (pdoc), written to build/docs.
+docs: $(STAMP)
+	$(VENV)/bin/pdoc --output-directory build/docs dssesign
+
 bench: $(STAMP)
 	bash scripts/ensure-softhsm.sh
 	bash scripts/ensure-localstack.sh
 	$(PY) -m bench.run --markdown docs/benchmarks.md
+
+# Coverage-guided fuzzing (atheris, the `fuzz` extra): FUZZ_SECONDS per target, one process at a
+# time under nice; appends a row per target to docs/fuzzing.md. See docs/fuzzing.md.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+fuzz: $(STAMP)
+	$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install --quiet -e '.[fuzz]'
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -72,8 +72,8 @@ def attest(
     errors the command reports.
     """
     from .bundles import bundles_for  # noqa: PLC0415 - the signing stack, on first use
-    from .multisign import MultiProfileSigner  # noqa: PLC0415
-    from .signer import SignerOptions, load_signer  # noqa: PLC0415
+    from .multisign import MultiProfileSigner  # noqa: PLC0415 - on first use
+    from .signer import SignerOptions, load_signer  # noqa: PLC0415 - on first use
 
     if isinstance(subjects, str | bytes) or not subjects:
         raise ConfigError("subjects: give a non-empty sequence of subjects")
@@ -116,7 +116,7 @@ def _predicate_bytes(predicate: object) -> bytes:
 def _cyclonedx_json(bom: Any) -> bytes:
     try:
         from cyclonedx.output import make_outputter  # noqa: PLC0415 - optional extra
-        from cyclonedx.schema import OutputFormat, SchemaVersion  # noqa: PLC0415
+        from cyclonedx.schema import OutputFormat, SchemaVersion  # noqa: PLC0415 - on first use
     except ImportError:
         raise MissingDependencyError(
             "signing a cyclonedx Bom", "cyclonedx-python-lib", "sbom"

@@ -8,15 +8,21 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import PASSWORD_ENV, Parser, add_json, env_secret, password
+from ._cli_common import (
+    AUDIT_KEY_ENV,
+    AUDIT_LOG_ENV,
+    PASSWORD_ENV,
+    Parser,
+    add_json,
+    env_secret,
+    password,
+)
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .audit import AuditLog
     from .multisign import SigningContext
 
-AUDIT_LOG_ENV = "DSSESIGN_AUDIT_LOG"
-AUDIT_KEY_ENV = "DSSESIGN_AUDIT_KEY"
 AUDIT_PASSWORD_ENV = "DSSESIGN_AUDIT_KEY_PASSWORD"  # noqa: S105 - a variable's name
 ACTOR_ENV = "DSSESIGN_ACTOR"
 

@@ -16,6 +16,8 @@ from .errors import ConfigError, InputError
 if TYPE_CHECKING:
     from .keys import PublicKey
 
+AUDIT_LOG_ENV = "DSSESIGN_AUDIT_LOG"
+AUDIT_KEY_ENV = "DSSESIGN_AUDIT_KEY"
 PASSWORD_ENV = "DSSESIGN_KEY_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 _MAX_SECRET_FILE = 4096
 
@@ -139,8 +141,6 @@ def command_inputs(args: argparse.Namespace) -> list[NamedPath]:
     Key references count by the files they name (a key file; a pkcs11 module or PIN file);
     the audit log and its checkpoint count too, whether given or from the environment.
     """
-    from ._cli_audit import AUDIT_KEY_ENV, AUDIT_LOG_ENV
-
     inputs: list[NamedPath] = []
     for attribute, option in _INPUT_OPTIONS:
         value = getattr(args, attribute, None)

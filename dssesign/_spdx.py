@@ -183,7 +183,7 @@ def require_license_library() -> None:
 @functools.lru_cache(maxsize=4096)
 def _license_symbols(expression: str) -> tuple[str | None, tuple[str, ...]]:
     """(why the expression does not parse, or None; its symbols not on the SPDX list)."""
-    from license_expression import ExpressionError, ExpressionParseError  # noqa: PLC0415
+    from license_expression import ExpressionError, ExpressionParseError  # noqa: PLC0415 - on first use
 
     licensing = _licensing()
     try:

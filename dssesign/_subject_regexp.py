@@ -83,7 +83,7 @@ class SubjectPattern:
 @functools.lru_cache(maxsize=128)
 def compile_subject_regexp(text: str) -> SubjectPattern:
     """Compile a subjectRegExp for RE2 (cached), or raise ValueError saying why it is refused."""
-    from re import _compiler, _constants, _parser  # type: ignore[attr-defined]  # noqa: PLC0415
+    from re import _compiler, _constants, _parser  # type: ignore[attr-defined]  # noqa: PLC0415 - on first use
 
     import re2  # noqa: PLC0415 - only trust roots with a subjectRegExp pay for loading RE2
 

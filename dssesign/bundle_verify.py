@@ -20,7 +20,6 @@ code from `verify.Code`; nothing from sigstore-python escapes.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -29,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
 from ._json import loads_strict
+from ._sigstore_root import check_trusted_root, sigstore_installed, sigstore_verifier
 from .canonical import canonicalize
 from .codes import Code
 from .dsse import Envelope, b64decode
@@ -370,48 +370,13 @@ class KeylessSigner:
     signature: bytes
 
 
-def check_trusted_root(trusted_root: Mapping[str, Any]) -> None:
-    """Parse a trusted_root.json with sigstore-python, as verification will (no-op without it)."""
-    if _sigstore_installed():
-        _verifier(canonicalize(trusted_root))
-
-
-def _sigstore_installed() -> bool:
-    try:
-        import sigstore  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
-
-
 def _require_sigstore() -> None:
-    if not _sigstore_installed():
+    if not sigstore_installed():
         raise _error(
             Code.SIGSTORE_UNAVAILABLE,
             "verifying keyless Sigstore bundles needs sigstore-python: "
             "pip install 'dssesign[sigstore]'",
         )
-
-
-@functools.lru_cache(maxsize=8)
-def _verifier(trusted_root_json: bytes) -> Any:
-    """sigstore-python's offline Verifier for one embedded trusted root (built once)."""
-    from pydantic import ValidationError  # noqa: PLC0415
-    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
-    from sigstore.models import TrustedRoot  # noqa: PLC0415
-    from sigstore.verify import Verifier  # noqa: PLC0415
-    from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootModel  # noqa: PLC0415
-
-    try:
-        trusted = TrustedRoot(TrustedRootModel.from_json(trusted_root_json))
-        verifier = Verifier(trusted_root=trusted)
-        trusted.get_fulcio_certs()  # refuse a root with no CA now, not per bundle
-    except (ValidationError, SigstoreError, ValueError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise _error(
-            Code.TRUST_ROOT_INVALID, f"the embedded Sigstore trusted root is unusable: {first}"
-        ) from None
-    return verifier
 
 
 def verify_keyless(
@@ -438,10 +403,10 @@ def verify_keyless(
             "the trust root lists no keyless identities (dssesign trust-root add-identity)",
         )
     _require_sigstore()
-    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
-    from sigstore.models import Bundle  # noqa: PLC0415
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - on first use
+    from sigstore.models import Bundle  # noqa: PLC0415 - optional dependency, imported on first use
 
-    verifier = _verifier(canonicalize(trust.trusted_root))
+    verifier = sigstore_verifier(canonicalize(trust.trusted_root))
     policy = _IdentityPolicy(trust.identities)
     try:
         sigstore_bundle = Bundle.from_json(bundle.raw)
@@ -450,8 +415,8 @@ def verify_keyless(
             if payload_type != bundle.envelope.payload_type or payload != bundle.envelope.payload:
                 raise _error(Code.BUNDLE_PAYLOAD_MISMATCH, "bundle: verified payload differs")
         else:
-            from sigstore.hashes import Hashed  # noqa: PLC0415
-            from sigstore_models.common.v1 import HashAlgorithm  # noqa: PLC0415
+            from sigstore.hashes import Hashed  # noqa: PLC0415 - on first use
+            from sigstore_models.common.v1 import HashAlgorithm  # noqa: PLC0415 - on first use
 
             assert digest is not None
             hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
@@ -467,7 +432,7 @@ def verify_keyless(
         ) from None
     if not policy.matched:  # pragma: no cover - sigstore-python always applies the policy
         raise _error(Code.IDENTITY_MISMATCH, "bundle: the identity policy was not applied")
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - on first use
 
     spki = sigstore_bundle.signing_certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -505,8 +470,8 @@ _FAILURE_CLASSES: Final[tuple[tuple[str, Code], ...]] = (
 
 
 def _sigstore_failure(exc: Exception, policy: _IdentityPolicy) -> VerificationError:
-    from sigstore.errors import CertValidationError  # noqa: PLC0415
-    from sigstore.models import InvalidBundle  # noqa: PLC0415
+    from sigstore.errors import CertValidationError  # noqa: PLC0415 - on first use
+    from sigstore.models import InvalidBundle  # noqa: PLC0415 - on first use
 
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
     if policy.failure is not None:
@@ -541,7 +506,7 @@ class _IdentityPolicy:
         self.failure: str | None = None
 
     def verify(self, cert: Certificate) -> None:
-        from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415
+        from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415 - on first use
 
         issuers = certificate_issuers(cert)
         sans = certificate_sans(cert)
@@ -566,8 +531,8 @@ class _IdentityPolicy:
 
 def certificate_issuers(cert: Certificate) -> list[str]:
     """The Fulcio OIDC issuer(s) a certificate names: the v2 extension first, then v1."""
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat import asn1  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415 - imported on first use
+    from cryptography.hazmat import asn1  # noqa: PLC0415 - imported on first use
 
     found: list[str] = []
     for oid, der in ((_ISSUER_V2_OID, True), (_ISSUER_V1_OID, False)):
@@ -585,8 +550,8 @@ def certificate_issuers(cert: Certificate) -> list[str]:
 
 def certificate_sans(cert: Certificate) -> list[str]:
     """The identities a Fulcio certificate's SAN holds: emails, URIs, Fulcio usernames."""
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat import asn1  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415 - imported on first use
+    from cryptography.hazmat import asn1  # noqa: PLC0415 - imported on first use
 
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -606,10 +571,10 @@ def certificate_sans(cert: Certificate) -> list[str]:
 def _extensions_match(rule: IdentityRule, cert: Certificate) -> bool:
     if not rule.extensions:
         return True
-    from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415
-    from sigstore.verify import policy as sigstore_policy  # noqa: PLC0415
+    from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415 - on first use
+    from sigstore.verify import policy as sigstore_policy  # noqa: PLC0415 - on first use
 
-    from .trustroot import SIGSTORE_EXTENSIONS  # noqa: PLC0415
+    from .trustroot import SIGSTORE_EXTENSIONS  # noqa: PLC0415 - on first use
 
     for name, expected in rule.extensions.items():
         check = getattr(sigstore_policy, SIGSTORE_EXTENSIONS[name][1])(expected)

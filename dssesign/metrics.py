@@ -77,7 +77,7 @@ def configure(registry: Any = None) -> bool:
     with _lock:
         _tried = True
         try:
-            from prometheus_client import REGISTRY, Counter, Histogram  # noqa: PLC0415
+            from prometheus_client import REGISTRY, Counter, Histogram  # noqa: PLC0415 - on first use
         except ImportError:
             _metrics = None
             return False

@@ -31,7 +31,7 @@ from ._schema import CompiledSchema, SchemaFailure
 from ._subject_regexp import SubjectPattern, compile_subject_regexp
 from .canonical import MAX_SAFE_INTEGER, canonicalize
 from .codes import Code
-from .dsse import Envelope, pae
+from .dsse import Envelope, Signature, pae
 from .errors import (
     CanonicalizationError,
     ConfigError,
@@ -1369,7 +1369,7 @@ def set_sigstore_root(root: TrustRoot, trusted_root: Mapping[str, Any]) -> Trust
     identities = list(root.keyless.identities) if root.keyless is not None else []
     section = {"trustedRoot": document, "identities": [r.to_json() for r in identities]}
     _parse_sigstore(section)  # the outline first, for a clear message
-    from .bundle_verify import check_trusted_root  # noqa: PLC0415 - imports sigstore lazily
+    from ._sigstore_root import check_trusted_root  # noqa: PLC0415 - imports sigstore lazily
 
     try:
         check_trusted_root(document)
@@ -1556,9 +1556,32 @@ def sign_trust_root(root: TrustRoot, signers: Sequence[Signer]) -> Envelope:
             "signature does not verify; refusing to sign",
             "$.rotations",
         )
-    from .multisign import MultiProfileSigner  # noqa: PLC0415 - threads only when signing
-
-    return MultiProfileSigner(signers).sign(payload, MEDIA_TYPE)
+    # Root keys are few and sign once: one after the other, each checked before it is kept
+    # (the trust-root layer uses the Signer protocol, never the signing stack).
+    message = pae(MEDIA_TYPE, payload)
+    if not signers:
+        raise ConfigError("sign_trust_root: give at least one root key")
+    seen: set[bytes] = set()
+    signatures: list[Signature] = []
+    for signer in signers:
+        public = signer.public_key
+        if public.spki_der in seen:
+            raise ConfigError(f"key {public.keyid[:16]} is given twice")
+        seen.add(public.spki_der)
+        try:
+            signature = signer.sign(message)
+        except Exception as exc:
+            raise SigningError(
+                f"signing the trust root with key {public.keyid[:16]} failed: "
+                f"{' '.join(str(exc).split())[:200] or type(exc).__name__}"
+            ) from exc
+        if not isinstance(signature, bytes) or not public.verify(signature, message):
+            raise SigningError(
+                f"key {public.keyid[:16]} produced a signature that does not verify with its "
+                "public key; refusing to emit it"
+            )
+        signatures.append(Signature(sig=signature, keyid=public.keyid))
+    return Envelope(payload, MEDIA_TYPE, tuple(signatures))
 
 
 def _envelope(envelope: bytes | str | Envelope, limits: Limits) -> Envelope:

@@ -18,6 +18,35 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 #: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`.
 pytest_plugins = ["tests.softhsm", "tests.localstack", "tests.openbao", "tests.sigstore_instance"]
 
+#: Backend fixture -> the marker of the tests that need it. Every such test is also
+#: `integration`: `make check` runs the rest (the unit tier) with no server at all.
+_BACKEND_MARKERS = {
+    "softhsm": "softhsm",
+    "localstack": "localstack",
+    "openbao": "openbao",
+    "sigstore_instance": "sigstore",
+}
+#: Test modules that need a tool beyond Python (node) or build wheels (the kit): integration.
+_INTEGRATION_MODULES = {
+    "test_sigstore_js.py": "node",
+    "test_kit.py": "kit",
+    "test_kit_hardening.py": "kit",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        markers = [marker for fixture, marker in _BACKEND_MARKERS.items() if fixture in names]
+        module_marker = _INTEGRATION_MODULES.get(item.path.name)
+        if module_marker is not None:
+            markers.append(module_marker)
+        for marker in markers:
+            item.add_marker(marker)
+        if markers:
+            item.add_marker("integration")
+
+
 #: The six allow-listed algorithms by CLI name.
 ALL_ALGORITHMS = (
     "ed25519",

@@ -440,6 +440,18 @@ def _closed_port() -> int:
         return port
 
 
+@pytest.fixture
+def dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that name no account: these tests never reach KMS, but boto3 wants some
+    (the full suite's LocalStack fixture sets them; a test must not depend on that order)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.mark.usefixtures("dummy_credentials")
 def test_unreachable_endpoint_fails_within_the_timeout() -> None:
     start = time.monotonic()
     with pytest.raises(SigningError, match="KMS endpoint unreachable") as info:
@@ -448,6 +460,7 @@ def test_unreachable_endpoint_fails_within_the_timeout() -> None:
     assert time.monotonic() - start < 10  # liveness, not speed: retries are bounded
 
 
+@pytest.mark.usefixtures("dummy_credentials")
 def test_silent_endpoint_times_out_after_the_read_timeout() -> None:
     """A server that accepts connections and never answers: each attempt ends at the timeout."""
     with socket.socket() as silent:

@@ -224,8 +224,8 @@ def unregister_client_hook(hook: Callable[[Any], None]) -> None:
 def _boto() -> tuple[Any, Any, Any]:
     try:
         import boto3  # noqa: PLC0415 - optional dependency, imported on first use
-        import botocore.config  # noqa: PLC0415
-        import botocore.exceptions  # noqa: PLC0415
+        import botocore.config  # noqa: PLC0415 - optional dependency, imported on first use
+        import botocore.exceptions  # noqa: PLC0415 - optional dependency, imported on first use
     except ImportError:
         raise MissingDependencyError("awskms:// references", "boto3", "awskms") from None
     return boto3, botocore.config, botocore.exceptions

@@ -102,7 +102,7 @@ class KeylessSigner:
                 f"(Sigstore DSSE bundles carry in-toto Statements), not {payload_type!r}"
             )
         from sigstore import dsse  # noqa: PLC0415 - lazy: sigstore is an optional extra
-        from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
+        from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - on first use
 
         try:
             statement = dsse.Statement(payload)
@@ -134,7 +134,7 @@ class KeylessSigner:
 
     def _check(self, bundle: Bundle) -> None:
         """Verify-before-emit: chain, SCT, inclusion proof, checkpoint, SET and identity."""
-        from sigstore.verify.policy import Identity  # noqa: PLC0415
+        from sigstore.verify.policy import Identity  # noqa: PLC0415 - on first use
 
         policy = Identity(identity=self.identity, issuer=self.issuer or None)
         try:
@@ -194,10 +194,10 @@ def _decimal_field(data: bytes, what: str) -> tuple[int, bytes]:
 
 def load_reference(reference: str, options: SignerOptions) -> KeylessSigner:
     try:
-        from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
-        from sigstore.oidc import IdentityError, IdentityToken  # noqa: PLC0415
-        from sigstore.sign import Signer, SigningContext  # noqa: PLC0415
-        from sigstore.verify import Verifier  # noqa: PLC0415
+        from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - on first use
+        from sigstore.oidc import IdentityError, IdentityToken  # noqa: PLC0415 - on first use
+        from sigstore.sign import Signer, SigningContext  # noqa: PLC0415 - on first use
+        from sigstore.verify import Verifier  # noqa: PLC0415 - on first use
     except ImportError:
         raise MissingDependencyError("keyless signing", "sigstore-python", "sigstore") from None
 
@@ -233,7 +233,7 @@ def _token(options: SignerOptions) -> str:
     from_env = os.environ.get(TOKEN_ENV, "").strip()
     if from_env:
         return from_env
-    from sigstore.oidc import IdentityError, detect_credential  # noqa: PLC0415
+    from sigstore.oidc import IdentityError, detect_credential  # noqa: PLC0415 - on first use
 
     try:
         ambient = detect_credential()
@@ -248,7 +248,7 @@ def _token(options: SignerOptions) -> str:
 
 
 def _trust_config(options: SignerOptions) -> ClientTrustConfig:
-    from sigstore.models import ClientTrustConfig  # noqa: PLC0415
+    from sigstore.models import ClientTrustConfig  # noqa: PLC0415 - on first use
 
     path = options.trust_config
     if path is None and os.environ.get(TRUST_CONFIG_ENV):
