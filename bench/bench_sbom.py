@@ -28,7 +28,7 @@ from dssesign.multisign import MultiProfileSigner
 from dssesign.predicates import prepare_predicate
 from dssesign.profiles.software import generate, write_keypair
 from dssesign.statement import PAYLOAD_TYPE, ResourceDescriptor, build_statement, statement_payload
-from dssesign.trustroot import Policy, TrustedKey, TrustRoot, save_trust_root
+from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 
 from . import _sbom_baseline as baseline
 from ._harness import Comparison, rate

@@ -17,7 +17,7 @@ from pathlib import Path
 from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import generate
 from dssesign.statement import PAYLOAD_TYPE, statement_payload
-from dssesign.trustroot import Policy, TrustedKey, TrustRoot, save_trust_root
+from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 
 from ._harness import Comparison
 from ._process import measure

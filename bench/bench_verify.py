@@ -29,7 +29,7 @@ from dssesign.dsse import Envelope, pae
 from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import SoftwareSigner, generate
 from dssesign.statement import PAYLOAD_TYPE, statement_payload
-from dssesign.trustroot import Policy, TrustedKey, TrustRoot, save_trust_root
+from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 from dssesign.verify import verify
 
 from ._harness import Comparison, rate

@@ -45,7 +45,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SigningResult": (".multisign", "SigningResult"),
     "SoftwareSigner": (".profiles.software", "SoftwareSigner"),
     "StatementError": (".errors", "StatementError"),
-    "TrustRoot": (".trustroot", "TrustRoot"),
+    "TrustRoot": (".trust", "TrustRoot"),
     "TrustRootError": (".errors", "TrustRootError"),
     "VerificationError": (".errors", "VerificationError"),
     "VerificationFailure": (".verify", "VerificationFailure"),
@@ -60,12 +60,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "known_predicate_types": (".predicates", "known_predicate_types"),
     "load_public_key": (".keys", "load_public_key"),
     "load_signer": (".signer", "load_signer"),
-    "load_trust_root": (".trustroot", "load_trust_root"),
+    "load_trust_root": (".trust", "load_trust_root"),
     "pae": (".dsse", "pae"),
     "parse_statement": (".statement", "parse_statement"),
     "prepare_predicate": (".predicates", "prepare_predicate"),
     "public_key_hint": (".keys", "public_key_hint"),
-    "read_trust_root": (".trustroot", "read_trust_root"),
+    "read_trust_root": (".trust", "read_trust_root"),
     "register_predicate_type": (".predicates", "register_predicate_type"),
     "register_scheme": (".signer", "register_scheme"),
     "resolve_predicate_type": (".predicates", "resolve_predicate_type"),
@@ -75,7 +75,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "validate_predicate": (".predicates", "validate_predicate"),
     "validate_statement": (".statement", "validate_statement"),
     "verify_bundle": (".verify", "verify_bundle"),
-    "verify_signed_trust_root": (".trustroot", "verify_signed_trust_root"),
+    "verify_signed_trust_root": (".trust", "verify_signed_trust_root"),
 }
 
 __all__ = [
@@ -214,7 +214,7 @@ if TYPE_CHECKING:
         subject_from_file,
         validate_statement,
     )
-    from .trustroot import (
+    from .trust import (
         TrustRoot,
         load_trust_root,
         read_trust_root,

@@ -321,7 +321,7 @@ def record_trust_change(
 
     from ._fileio import read_bounded
     from .errors import InputError
-    from .trustroot import MAX_TRUST_ROOT_BYTES
+    from .trust import MAX_TRUST_ROOT_BYTES
 
     log = open_audit_log(args)
     if log is None:

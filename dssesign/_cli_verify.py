@@ -22,7 +22,7 @@ from ._fileio import read_bounded
 from .errors import ConfigError, DssesignError, VerificationError
 
 if TYPE_CHECKING:
-    from .trustroot import TrustRoot
+    from .trust import TrustRoot
 
 #: Envelopes read per directory before we refuse (bounded work for a directory argument).
 MAX_ENVELOPES = 1_000_000
@@ -93,7 +93,7 @@ def load_trust_root_arg(
 ) -> TrustRoot:
     """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one."""
     from ._json import loads_strict
-    from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
+    from .trust import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
     document = loads_strict(data, what=f"trust root {path}")
@@ -117,7 +117,7 @@ def _read_accepted(path: str) -> TrustRoot:
     """A trust root this site accepted earlier, kept plain or as the signed envelope it came in."""
     from ._json import loads_strict
     from .dsse import Envelope
-    from .trustroot import MAX_TRUST_ROOT_BYTES, load_trust_root
+    from .trust import MAX_TRUST_ROOT_BYTES, load_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="previous trust root")
     document = loads_strict(data, what=f"previous trust root {path}")
@@ -148,7 +148,7 @@ _worker: tuple[TrustRoot, _Request] | None = None
 
 def _init_worker(request: _Request) -> None:
     global _worker  # noqa: PLW0603 - per-process state, set once by the pool initializer
-    from .trustroot import load_trust_root
+    from .trust import load_trust_root
 
     _worker = (load_trust_root(request.trust_root), request)
 
@@ -203,7 +203,7 @@ def _run_all(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .trustroot import dump_trust_root, parse_time
+    from .trust import dump_trust_root, parse_time
 
     try:
         root = load_trust_root_arg(args.trust_root, args.root_keyid, args.previous_trust_root)

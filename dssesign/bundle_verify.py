@@ -39,7 +39,7 @@ from .limits import DEFAULT_LIMITS, Limits
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
-    from .trustroot import IdentityRule, SigstoreTrust
+    from .trust import IdentityRule, SigstoreTrust
 
 __all__ = [
     "BUNDLE_MEDIA_TYPES",
@@ -574,7 +574,7 @@ def _extensions_match(rule: IdentityRule, cert: Certificate) -> bool:
     from sigstore.errors import VerificationError as SigstoreVerificationError  # noqa: PLC0415 - on first use
     from sigstore.verify import policy as sigstore_policy  # noqa: PLC0415 - on first use
 
-    from .trustroot import SIGSTORE_EXTENSIONS  # noqa: PLC0415 - on first use
+    from .trust import SIGSTORE_EXTENSIONS  # noqa: PLC0415 - on first use
 
     for name, expected in rule.extensions.items():
         check = getattr(sigstore_policy, SIGSTORE_EXTENSIONS[name][1])(expected)

@@ -46,7 +46,7 @@ from .bundles import BUNDLE_SUFFIX, bundle_stem
 from .dsse import Envelope
 from .errors import ConfigError, DssesignError, InputError, VerificationError
 from .limits import DEFAULT_LIMITS
-from .trustroot import (
+from .trust import (
     MAX_TRUST_ROOT_BYTES,
     TrustRoot,
     format_time,

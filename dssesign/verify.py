@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
-from . import trustroot
+from . import trust as trustroot
 from ._json import loads_strict
 from .codes import CODES, Code
 from .dsse import Envelope, Signature, pae
@@ -58,7 +58,7 @@ from .statement import (
     parse_statement,
     subject_from_digest,
 )
-from .trustroot import RotationEvent, SigstoreTrust, TrustedKey, TrustRoot
+from .trust import RotationEvent, SigstoreTrust, TrustedKey, TrustRoot
 
 if TYPE_CHECKING:
     from .bundle_verify import KeylessSigner as _Signer

@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssesign import bundle_verify as bv
-from dssesign import trustroot as tr
+from dssesign import trust as tr
 from dssesign.bundles import keyed_bundle, public_key_hint
 from dssesign.dsse import Envelope, Signature
 from dssesign.errors import VerificationError
 from dssesign.limits import Limits
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import TrustRoot
+from dssesign.trust import TrustRoot
 from dssesign.verify import CODES, VerificationFailure, verify, verify_bundle
 
 from .conftest import FIXTURES, signer_for

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from dssesign import cli
-from dssesign import trustroot as tr
+from dssesign import trust as tr
 from dssesign.errors import KeyFormatError
 from dssesign.keys import PublicKey, load_public_key
 from dssesign.verify import CODES

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from dssesign import trustroot as tr
+from dssesign import trust as tr
 from dssesign.dsse import Envelope, Signature, pae
 from dssesign.errors import VerificationError
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import TrustRoot
+from dssesign.trust import TrustRoot
+from dssesign.trust import document as trust_document
 from dssesign.verify import Code, VerificationFailure, verify
 
 from .conftest import signer_for
@@ -160,7 +161,7 @@ def test_a_junk_signed_trust_root_is_refused_before_any_schema_work(
     def no_schema(_: object) -> None:
         raise AssertionError("the schema ran before the signatures were checked")
 
-    monkeypatch.setattr(tr, "_schema_check", no_schema)
+    monkeypatch.setattr(trust_document, "_schema_check", no_schema)
     with pytest.raises(VerificationError) as info:
         tr.verify_signed_trust_root(
             envelope, pinned_root_keyids=[signer_for("ed25519", 10).keyid], now=NOW
@@ -309,7 +310,7 @@ def test_validation_never_imports_jsonschema_or_its_format_extras(tmp_path: Path
     fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "predicates"
     script = f"""
 import sys
-from dssesign.trustroot import read_trust_root
+from dssesign.trust import read_trust_root
 from dssesign.predicates import prepare_predicate
 read_trust_root({str(root)!r})
 for name, kind in (("cyclonedx-1.6.json", "cyclonedx"), ("slsa-provenance-v1.json",

@@ -50,7 +50,7 @@ def test_verify_envelope_is_the_verifier() -> None:
 def _root_for(*signers: object) -> object:
     from datetime import UTC, datetime, timedelta
 
-    from dssesign import trustroot as tr
+    from dssesign import trust as tr
 
     root = tr.init_trust_root(threshold=len(signers), now=datetime.now(UTC) - timedelta(days=1))
     for signer in signers:

@@ -24,7 +24,7 @@ from dssesign.profiles import awskms
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.signer import SignerOptions, load_signer
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import TrustedKey
+from dssesign.trust import TrustedKey
 from dssesign.verify import verify
 
 from .conftest import signer_for

@@ -32,7 +32,7 @@ from dssesign.profiles import vault
 from dssesign.profiles.vault import VaultConfig, VaultRef, parse_reference
 from dssesign.signer import SignerOptions, load_signer
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import Policy, TrustedKey, TrustRoot
+from dssesign.trust import Policy, TrustedKey, TrustRoot
 from dssesign.verify import verify
 
 from .conftest import signer_for

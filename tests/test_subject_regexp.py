@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssesign import _subject_regexp as sr
-from dssesign import trustroot as tr
-from dssesign.trustroot import IdentityRule
+from dssesign import trust as tr
+from dssesign.trust import IdentityRule
 
 from .test_trustroot import ISSUER, load_doc, refused, sigstore_doc
 

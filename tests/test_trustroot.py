@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssesign import trustroot as tr
+from dssesign import trust as tr
 from dssesign.dsse import Envelope, Signature, b64encode, pae
 from dssesign.errors import ConfigError, InputError, SigningError, VerificationError
 from dssesign.keys import ALGORITHMS
 from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.trustroot import TrustRoot, TrustRootError
+from dssesign.trust import TrustRoot, TrustRootError
 
 from .conftest import DelegatingSigner, signer_for
 

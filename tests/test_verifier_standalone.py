@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dssesign import trustroot as tr
+from dssesign import trust as tr
 from dssesign.bundles import keyed_bundle
 from dssesign.multisign import MultiProfileSigner
 from dssesign.statement import PAYLOAD_TYPE
@@ -43,7 +43,7 @@ def test_verifying_an_envelope_with_bundles_imports_no_signing_module(tmp_path: 
     script = f"""
 import sys
 from pathlib import Path
-from dssesign.trustroot import read_trust_root
+from dssesign.trust import read_trust_root
 from dssesign.verify import verify
 root = read_trust_root({str(tmp_path / "root.json")!r})
 result = verify(Path({str(tmp_path / "env.json")!r}).read_bytes(), root,

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from dssesign import trustroot
+from dssesign import trust as trustroot
 from dssesign import verify as verify_module
 from dssesign.dsse import Envelope, Signature, pae
 from dssesign.errors import VerificationError
 from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import SoftwareSigner
 from dssesign.statement import PAYLOAD_TYPE, STATEMENT_TYPE_V01, STATEMENT_TYPE_V1
-from dssesign.trustroot import Policy, Revocation, TrustedKey, TrustRoot, TypePolicy
+from dssesign.trust import Policy, Revocation, TrustedKey, TrustRoot, TypePolicy
 from dssesign.verify import (
     CODES,
     Code,

@@ -30,14 +30,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssesign import trustroot
+from dssesign import trust as trustroot
 from dssesign.dsse import Envelope, Signature
 from dssesign.errors import VerificationError
 from dssesign.keys import PublicKey
 from dssesign.limits import Limits
 from dssesign.profiles.software import SoftwareSigner, generate
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import Revocation, TrustRoot
+from dssesign.trust import Revocation, TrustRoot
 from dssesign.verify import CODES, Code, verify
 
 from .conftest import signer_for

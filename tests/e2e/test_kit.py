@@ -35,7 +35,7 @@ from dssesign.statement import (
     statement_payload,
     subject_from_file,
 )
-from dssesign.trustroot import (
+from dssesign.trust import (
     add_key,
     dump_trust_root,
     init_trust_root,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dssesign.keys import load_public_key
-from dssesign.trustroot import format_time, read_trust_root
+from dssesign.trust import format_time, read_trust_root
 
 from ..localstack import (
     LocalStack,

@@ -22,7 +22,7 @@ import pytest
 from dssesign.audit import read_records, verify_log
 from dssesign.keys import PublicKey
 from dssesign.profiles.software import write_keypair
-from dssesign.trustroot import (
+from dssesign.trust import (
     add_key,
     dump_trust_root,
     init_trust_root,
@@ -447,7 +447,7 @@ def test_a_checkpoint_that_fails_after_the_record_publishes_nothing(
 def test_a_writer_that_does_not_lock_is_detected_not_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dssesign import trustroot
+    from dssesign import trust as trustroot
 
     setup = Setup(tmp_path)
     log = tmp_path / "audit.log"

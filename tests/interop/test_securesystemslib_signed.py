@@ -21,7 +21,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 from dssesign.errors import VerificationError
 from dssesign.keys import PublicKey
 from dssesign.statement import PAYLOAD_TYPE
-from dssesign.trustroot import Policy, TrustedKey, TrustRoot
+from dssesign.trust import Policy, TrustedKey, TrustRoot
 from dssesign.verify import Code, verify
 
 from ..test_verify import NOW, payload_of, statement
