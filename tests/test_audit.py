@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from dssesign import audit
 from dssesign.audit import (
     GENESIS,
     AuditError,
@@ -22,6 +21,8 @@ from dssesign.audit import (
     redact_reference,
     verify_log,
 )
+from dssesign.audit import records as audit_records
+from dssesign.audit import writer as audit_writer
 from dssesign.canonical import canonicalize
 from dssesign.errors import CanonicalizationError, SigningError
 from dssesign.multisign import MultiProfileSigner, SigningContext
@@ -99,7 +100,7 @@ def test_signing_records_carry_the_operation_and_chain(log_path: Path) -> None:
     first, second = _records(log_path)
     assert first["seq"] == 1 and second["seq"] == 2
     assert first["prev"] == GENESIS
-    assert second["prev"] == audit._hash(first)
+    assert second["prev"] == audit_records._hash(first)
     for record, signer in zip((first, second), signers, strict=True):
         assert record["event"] == "sign"
         assert record["operationId"] == context.operation_id
@@ -261,7 +262,7 @@ def test_no_record_holds_a_passphrase_pin_or_payload(tmp_path: Path) -> None:
 
 def test_fsync_per_record_and_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(audit, "_fdatasync", calls.append)
+    monkeypatch.setattr(audit_writer, "_fdatasync", calls.append)
     _write(tmp_path / "a.log", 20, durability="fsync")
     per_record = len(calls)
     calls.clear()
@@ -278,7 +279,7 @@ def test_a_failed_background_sync_fails_the_next_append(
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(audit, "_fdatasync", broken)
+    monkeypatch.setattr(audit_writer, "_fdatasync", broken)
     log = AuditLog(log_path, durability="group", group_size=1, group_interval=0.01)
     multi = MultiProfileSigner([signer_for("ed25519")], audit=log)
     multi.sign(b"a", "t")  # written; its sync fails in the background
@@ -287,7 +288,7 @@ def test_a_failed_background_sync_fails_the_next_append(
         time.sleep(0.01)
     with pytest.raises(SigningError, match="Input/output error"):
         multi.sign(b"b", "t")
-    monkeypatch.setattr(audit, "_fdatasync", lambda fd: None)
+    monkeypatch.setattr(audit_writer, "_fdatasync", lambda fd: None)
     with pytest.raises(AuditError, match="Input/output error"):
         log.close()
 
@@ -467,7 +468,7 @@ def test_a_rewritten_chain_fails_the_checkpoint(written: Path) -> None:
     out = []
     for record in records:
         record["prev"] = prev
-        prev = audit._hash(record)
+        prev = audit_records._hash(record)
         out.append(canonicalize(record) + b"\n")
     checkpoints = [line for line in _lines(written) if b'"type":"checkpoint"' in line]
     _rewrite(written, out + checkpoints)

@@ -138,7 +138,7 @@ def test_commit_checkpoints_now_and_keeps_the_log_open(log_path: Path) -> None:
 def test_commit_makes_records_durable_without_an_audit_key(
     log_path: Path, durability: Durability, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dssesign import audit
+    from dssesign.audit import writer as audit
 
     synced: list[int] = []
     real = audit._fdatasync
