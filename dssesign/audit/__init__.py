@@ -48,6 +48,9 @@ from .records import (
 )
 from .writer import AuditLog
 
+# Internal, importable here for the fuzz targets (not public API).
+from .writer import _read_tail as _read_tail
+
 __all__ = [
     "CHECKPOINT_PAYLOAD_TYPE",
     "GENESIS",

@@ -30,9 +30,9 @@ from dssesign.kit import (
     MAX_SUMS_BYTES,
     KitManifest,
     WheelSource,
-    _check_name,
     build_kit,
 )
+from dssesign.kit.inputs import _check_name
 
 from .test_kit import (  # noqa: F401 - module fixtures: this module builds its own kit once
     ARTIFACT,
