@@ -47,10 +47,25 @@ def _finite_float(text: str) -> float:
 _MAX_EXACT_INTEGER = 2**53 - 1
 
 
-def _exact_int(text: str) -> int:
+def _exact_int(text: str) -> int | float:
+    """An integer every parser reads alike: within +-(2^53 - 1), or exactly a double.
+
+    Beyond 2^53 - 1 a double-based parser rounds, so an integer no double holds exactly
+    (9007199254740993) means different numbers to different verifiers: refused. One a double
+    holds exactly (1e20 written out, as RFC 8785 writes such a float) is that double.
+    """
     value = int(text)
     if len(text) > 15 and not -_MAX_EXACT_INTEGER <= value <= _MAX_EXACT_INTEGER:
-        raise ValueError(f"integer {text[:40]} is beyond 2^53 - 1, which I-JSON forbids")
+        try:
+            as_double = float(value)
+        except OverflowError:
+            as_double = math.inf
+        if as_double != value:
+            raise ValueError(
+                f"integer {text[:40]} is beyond 2^53 - 1 and no double holds it exactly, "
+                "which I-JSON forbids"
+            )
+        return as_double
     return value
 
 

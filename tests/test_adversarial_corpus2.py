@@ -719,7 +719,7 @@ LOADER_CASES: list[tuple[str, Edit | Callable[[str], str], str | None]] = [
     ),
     # I-JSON: integers beyond 2^53 - 1 are refused by the parser, before any field is read.
     ("threshold_10_to_the_30", _set("policy", "threshold", 10**30), "$"),
-    ("version_2_to_the_53", _set("version", 2**53), "$"),
+    ("version_2_to_the_53_plus_1", _set("version", 2**53 + 1), "$"),
     (
         "per_type_with_an_uppercase_scheme",
         _set("policy", "perType", {"HTTPS://slsa.dev/provenance/v1": {"threshold": 1}}),

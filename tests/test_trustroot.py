@@ -567,7 +567,7 @@ def test_non_canonical_pem_is_refused() -> None:
         ),
         pytest.param(
             lambda d: d.update(
-                sigstore={**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": 2**60}}
+                sigstore={**SIGSTORE, "trustedRoot": {**SIGSTORE["trustedRoot"], "n": 2**60 + 1}}
             ),
             # I-JSON: the parser refuses the integer before the sigstore section is read.
             "$",
