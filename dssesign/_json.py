@@ -15,8 +15,15 @@ from .limits import DEFAULT_LIMITS, Limits, exceeded
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+#: A member name longer than this is shown clipped in a path: an input chooses its names, and
+#: an error stays one readable line.
+_MAX_SHOWN_NAME = 80
+
+
 def member_path(path: str, key: str) -> str:
     """JSON path of member `key` under `path`: `$.a.b`, or `$.a["odd key"]`."""
+    if len(key) > _MAX_SHOWN_NAME:
+        return f"{path}[{json.dumps(key[:_MAX_SHOWN_NAME])}...]"
     if _IDENTIFIER.fullmatch(key):
         return f"{path}.{key}"
     return f"{path}[{json.dumps(key)}]"

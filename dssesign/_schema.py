@@ -206,7 +206,7 @@ def _pointer_cached(fragment: str) -> tuple[str | int, ...]:
     parts: list[str | int] = []
     for raw in fragment.split("/")[1:] if fragment.startswith("/") else []:
         token = raw.replace("~1", "/").replace("~0", "~")
-        parts.append(int(token) if token.isdigit() else token)
+        parts.append(int(token) if token.isascii() and token.isdigit() else token)
     return tuple(parts)
 
 

@@ -310,14 +310,16 @@ def _check_reference(
     if ":" in value:
         document_ref, _, element_id = value.partition(":")
         if document_ref not in spdx.external:
-            raise _fail(path, f"did not find the external document reference {document_ref!r}")
+            raise _fail(path, f"did not find the external document reference {_show(document_ref)}")
         if not _ELEMENT_ID.fullmatch(element_id):
             raise _fail(path, f"{_show(element_id)} is not SPDXRef-[idstring]")
         return
     if value not in spdx.ids:
-        raise _fail(path, f"did not find the referenced spdx_id {value} in the SPDX document")
+        raise _fail(
+            path, f"did not find the referenced spdx_id {_show(value)} in the SPDX document"
+        )
     if file and value not in spdx.files:
-        raise _fail(path, f"{value} is not a file of this document")
+        raise _fail(path, f"{_show(value)} is not a file of this document")
 
 
 def _check_actor(value: str, path: str, *, pattern: re.Pattern[str] = _ACTOR) -> None:

@@ -42,6 +42,11 @@ def b64decode(text: str, *, what: str) -> bytes:
         data = base64.b64decode(normalized.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise EnvelopeError(f"{what}: not valid base64") from None
+    # b64decode(validate=True) still takes padding after a complete quantum ("AAAA=",
+    # "AAAA==="): one byte string, many spellings, and a lookup of "=" below (a fuzz finding:
+    # KeyError). Padded base64 is whole quanta.
+    if len(normalized) % 4 or normalized.endswith("==="):
+        raise EnvelopeError(f"{what}: not valid base64 (padding)")
     # Non-zero padding bits would give one byte string many spellings; only the last
     # character before the padding can carry them.
     if normalized.endswith("=="):

@@ -117,7 +117,9 @@ class PublicKey:
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyFormatError(f"{source}: not a PEM SubjectPublicKeyInfo ({exc})") from None
+            raise KeyFormatError(
+                f"{source}: not a PEM SubjectPublicKeyInfo ({_brief(exc)})"
+            ) from None
         return cls(key)  # type: ignore[arg-type]  # algorithm_of refuses other types
 
     @classmethod
@@ -125,7 +127,9 @@ class PublicKey:
         try:
             key = serialization.load_der_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyFormatError(f"{source}: not a DER SubjectPublicKeyInfo ({exc})") from None
+            raise KeyFormatError(
+                f"{source}: not a DER SubjectPublicKeyInfo ({_brief(exc)})"
+            ) from None
         public = cls(key)  # type: ignore[arg-type]
         if public.spki_der != data:
             # A non-canonical encoding would give the same key a second keyid.
@@ -201,3 +205,11 @@ def public_key_hint(public_key: PublicKey) -> str:
     Here, not with the bundle writer, because the verifier matches hints too.
     """
     return base64.b64encode(hashlib.sha256(public_key.spki_der).digest()).decode("ascii")
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception's text for a one-line error: its first line, at most 200 characters (the
+    text may quote the input: a PEM header of 50 KB)."""
+    lines = str(exc).splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

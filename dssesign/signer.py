@@ -206,6 +206,9 @@ def redacted_reference(ref: str, *, pin_source: bool = True) -> str:
     user info, fragments, an unknown scheme's body) is dropped, with its value, even from a
     reference that was refused. Plain paths and `file://` references stay as written.
     """
+    # argv bytes that are not UTF-8 arrive as lone surrogates: shown escaped, never an error
+    # on the path that reports errors.
+    ref = ref.encode("utf-8", "backslashreplace").decode("utf-8")
     match = _SCHEME.match(ref)
     if ref in _words_snapshot() or match is None or len(match.group(1)) == 1:
         return ref  # a registered word (`keyless`), a plain path, or a drive letter

@@ -181,7 +181,7 @@ def _decimal_field(data: bytes, what: str) -> tuple[int, bytes]:
     text, separator, rest = data.partition(b" ")
     if (
         not separator
-        or not text.isdigit()
+        or not (text.isascii() and text.isdigit())
         or len(text) > _MAX_DECIMAL
         or (text.startswith(b"0") and text != b"0")
     ):

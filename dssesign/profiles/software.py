@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import unquote, urlparse
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
@@ -127,6 +127,8 @@ def load_private_key_pem(
         raise KeyFormatError(f"{source}: not a PEM private key ({_first_line(exc)})") from None
     except UnsupportedAlgorithm as exc:
         raise KeyFormatError(f"{source}: unsupported key ({_first_line(exc)})") from None
+    except InternalError:  # OpenSSL refused the key material in a way pyca does not map
+        raise KeyFormatError(f"{source}: not a usable private key") from None
     if not isinstance(
         key,
         ed25519.Ed25519PrivateKey
@@ -176,7 +178,10 @@ def write_keypair(
 def path_of_reference(ref: str) -> Path:
     """`file:///abs/key.pem`, `file://rel.pem` or a plain path → a path."""
     if ref.startswith("file://"):
-        parsed = urlparse(ref)
+        try:
+            parsed = urlparse(ref)
+        except ValueError as exc:  # "file://[": an unclosed IPv6 host
+            raise ConfigError(f"file:// reference: {exc}") from None
         return Path(unquote(parsed.netloc + parsed.path))
     return Path(ref)
 

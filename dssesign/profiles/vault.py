@@ -107,7 +107,7 @@ def parse_reference(ref: str) -> VaultRef:
     version: int | None = None
     if "version" in params:
         raw = params["version"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 999_999_999:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 999_999_999:
             raise ConfigError(f"{prefix} reference: version must be a positive integer")
         version = int(raw)
     return VaultRef(
@@ -472,7 +472,9 @@ def _transit_key(name: str, response: Any) -> TransitKey:
         raise ConfigError(f"transit key {name!r}: Vault's answer has no public keys")
     public_keys: dict[int, DsPublicKey] = {}
     for raw_version, entry in versions.items():
-        if not str(raw_version).isdigit() or not isinstance(entry, Mapping):
+        if not (str(raw_version).isascii() and str(raw_version).isdigit()) or not isinstance(
+            entry, Mapping
+        ):
             continue
         public = _public_key(name, int(raw_version), entry.get("public_key"), algorithm)
         public_keys[int(raw_version)] = public

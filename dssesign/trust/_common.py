@@ -94,7 +94,9 @@ HYBRID_MODES: Final[tuple[str, ...]] = get_args(HybridMode)
 
 
 def _fail(path: str, message: str) -> TrustRootError:
-    return TrustRootError(f"trust root {path}: {message}", path)
+    # A path quotes member names, which an input chooses: keep the one-line error short.
+    shown = path if len(path) <= 200 else path[:197] + "..."
+    return TrustRootError(f"trust root {shown}: {message}", shown)
 
 
 def _clip(text: str, limit: int = 200) -> str:

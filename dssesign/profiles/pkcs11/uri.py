@@ -101,6 +101,10 @@ def parse_uri(ref: str) -> Pkcs11Uri:
     """Parse an RFC 7512 reference; refuses `pin-value` and attributes it does not know."""
     if not ref.lower().startswith("pkcs11:"):
         raise ConfigError("not a pkcs11: reference")
+    try:
+        ref.encode("utf-8")
+    except UnicodeEncodeError:  # argv bytes that are not UTF-8 arrive as lone surrogates
+        raise ConfigError("pkcs11: reference: not valid UTF-8 text") from None
     body = ref[len("pkcs11:") :]
     path, _, query = body.partition("?")
     path_attrs: dict[str, str | bytes] = {}
@@ -149,7 +153,10 @@ def parse_uri(ref: str) -> Pkcs11Uri:
         raise ConfigError("pkcs11 URI: module-name is not supported; give module-path")
     pool_size = DEFAULT_POOL_SIZE
     if (raw_size := one("pool-size")) is not None:
-        if not raw_size.isdigit() or not 1 <= int(raw_size) <= MAX_POOL_SIZE:
+        if (
+            not (raw_size.isascii() and raw_size.isdigit())
+            or not 1 <= int(raw_size) <= MAX_POOL_SIZE
+        ):
             raise ConfigError(f"pkcs11 URI: pool-size must be 1..{MAX_POOL_SIZE}")
         pool_size = int(raw_size)
     key_id = path_attrs.get("id")
