@@ -313,7 +313,7 @@ def test_progress_is_a_callback_and_does_not_change_the_digest(tmp_path: Path) -
 def test_the_cli_progress_bar_is_drawn_only_on_a_terminal_for_big_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dssesign import _cli_common
+    from dssesign.cli import common as _cli_common
 
     small = tmp_path / "small"
     small.write_bytes(b"x")
@@ -353,7 +353,7 @@ def test_progress_auto_rule(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tty: bool, size: int | None, shown: bool
 ) -> None:
     """The CLI's bar: on a terminal, for files of 64 MiB or more (sparse files here)."""
-    from dssesign import _cli_common
+    from dssesign.cli import common as _cli_common
 
     path = tmp_path / "sparse"
     if size is not None:

@@ -253,7 +253,7 @@ def test_trust_root_changes_through_the_cli_helpers(
 ) -> None:
     import argparse
 
-    from dssesign._cli_audit import add_trust_audit_options, record_trust_change
+    from dssesign.cli.audit import add_trust_audit_options, record_trust_change
     from dssesign.trust import add_key, init_trust_root, save_trust_root
 
     monkeypatch.setenv("DSSESIGN_AUDIT_KEY_PASSWORD", AUDIT_PASSWORD)

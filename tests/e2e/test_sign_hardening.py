@@ -479,7 +479,7 @@ class _ExportableSigner(DelegatingSigner):
 
 
 def test_exportable_keys_are_marked_in_records_and_summaries(tmp_path: Path) -> None:
-    from dssesign._cli_sign import _signature_summary
+    from dssesign.cli.sign import _signature_summary
 
     exportable = _ExportableSigner(signer_for("ed25519", 31), reference="hashivault://k?version=1")
     plain = DelegatingSigner(signer_for("ecdsa-p256", 31))
@@ -494,7 +494,7 @@ def test_exportable_keys_are_marked_in_records_and_summaries(tmp_path: Path) -> 
 
 
 def test_exportable_keys_are_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
-    from dssesign._cli_sign import _warn_exportable
+    from dssesign.cli.sign import _warn_exportable
 
     _warn_exportable([_ExportableSigner(signer_for("ed25519", 31), reference="hashivault://k")])
     _warn_exportable([DelegatingSigner(signer_for("ecdsa-p256", 31))])

@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import add_json, print_json
-from ._fileio import read_bounded
-from .errors import ConfigError, DssesignError, VerificationError
+from .._fileio import read_bounded
+from ..errors import ConfigError, DssesignError, VerificationError
+from .common import add_json, print_json
 
 if TYPE_CHECKING:
-    from .trust import TrustRoot
+    from ..trust import TrustRoot
 
 #: Envelopes read per directory before we refuse (bounded work for a directory argument).
 MAX_ENVELOPES = 1_000_000
@@ -92,8 +92,8 @@ def load_trust_root_arg(
     path: str, pins: Sequence[str], previous_path: str | None = None
 ) -> TrustRoot:
     """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one."""
-    from ._json import loads_strict
-    from .trust import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
+    from .._json import loads_strict
+    from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
     document = loads_strict(data, what=f"trust root {path}")
@@ -115,9 +115,9 @@ def load_trust_root_arg(
 
 def _read_accepted(path: str) -> TrustRoot:
     """A trust root this site accepted earlier, kept plain or as the signed envelope it came in."""
-    from ._json import loads_strict
-    from .dsse import Envelope
-    from .trust import MAX_TRUST_ROOT_BYTES, load_trust_root
+    from .._json import loads_strict
+    from ..dsse import Envelope
+    from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="previous trust root")
     document = loads_strict(data, what=f"previous trust root {path}")
@@ -148,15 +148,15 @@ _worker: tuple[TrustRoot, _Request] | None = None
 
 def _init_worker(request: _Request) -> None:
     global _worker  # noqa: PLW0603 - per-process state, set once by the pool initializer
-    from .trust import load_trust_root
+    from ..trust import load_trust_root
 
     _worker = (load_trust_root(request.trust_root), request)
 
 
 def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, dict[str, object]]:
-    from .codes import Code
-    from .limits import DEFAULT_LIMITS
-    from .verify import failure_report, verify
+    from ..codes import Code
+    from ..limits import DEFAULT_LIMITS
+    from ..verify import failure_report, verify
 
     try:
         data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
@@ -203,13 +203,13 @@ def _run_all(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .trust import dump_trust_root, parse_time
+    from ..trust import dump_trust_root, parse_time
 
     try:
         root = load_trust_root_arg(args.trust_root, args.root_keyid, args.previous_trust_root)
     except VerificationError as exc:
         if args.json:  # the report is printed on failure too
-            from .verify import failure_report
+            from ..verify import failure_report
 
             print_json(failure_report(exc))
         raise
@@ -217,14 +217,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     at = parse_time(args.at, what="--at") if args.at is not None else None
     predicate_type = None
     if args.predicate_type is not None:
-        from .predicates import resolve_predicate_type
+        from ..predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
     try:
         bundled = _bundle_mode(args.envelopes)
     except VerificationError as exc:
         if args.json:
-            from .verify import failure_report
+            from ..verify import failure_report
 
             print_json(failure_report(exc))
         raise
@@ -236,7 +236,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     artifacts = tuple(args.artifact)
     if len(paths) > 1 and artifacts:
         # Hash each artifact once, not once per envelope.
-        from .statement import digest_file
+        from ..statement import digest_file
 
         digests += [f"sha256:{digest_file(a)['sha256']}" for a in artifacts]
         artifacts = ()
@@ -257,7 +257,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> int:
-    from ._text import escape_controls as safe
+    from .._text import escape_controls as safe
 
     if json_output:
         print_json(report)
@@ -294,7 +294,7 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
     plus limits.max_signatures bundles; a cheap byte search skips JSON parsing for files that
     cannot be bundles.
     """
-    from .limits import DEFAULT_LIMITS
+    from ..limits import DEFAULT_LIMITS
 
     if any(Path(a).is_dir() for a in arguments):
         return None
@@ -303,7 +303,7 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
         # Too many for one envelope's bundles: if bundles are among them, say so (a bounded
         # look at the first ones), rather than verifying them as many envelopes.
         if any(_is_bundle(_read_or_empty(a)) for a in arguments[1 : limit + 2]):
-            from .codes import Code
+            from ..codes import Code
 
             raise VerificationError(
                 Code.TOO_MANY_BUNDLES,
@@ -339,7 +339,7 @@ def _bundle_mode(arguments: Sequence[str]) -> _Bundled | None:
 
 
 def _read_or_empty(path: str) -> bytes:
-    from .limits import DEFAULT_LIMITS
+    from ..limits import DEFAULT_LIMITS
 
     try:
         return read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
@@ -350,9 +350,9 @@ def _read_or_empty(path: str) -> bytes:
 def _is_bundle(data: bytes) -> bool:
     if b"mediaType" not in data:
         return False
-    from ._json import loads_strict
-    from .bundle_verify import is_bundle_document
-    from .errors import InputError
+    from .._json import loads_strict
+    from ..bundle_verify import is_bundle_document
+    from ..errors import InputError
 
     try:
         document = loads_strict(data, what="input")
@@ -369,7 +369,7 @@ def _verify_bundled(
     predicate_type: str | None,
     at: datetime | None,
 ) -> tuple[int, dict[str, Any]]:
-    from .verify import failure_report, verify, verify_bundle
+    from ..verify import failure_report, verify, verify_bundle
 
     try:
         if bundled.envelope is None:
@@ -416,7 +416,7 @@ def _report_many(
                 reports.append(report)
             elif code:
                 failed += 1
-                from ._text import escape_controls as safe
+                from .._text import escape_controls as safe
 
                 print(
                     f"FAIL {safe(report['envelope'])}: [{report['code']}] {safe(report['message'])}"

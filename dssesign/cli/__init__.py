@@ -8,18 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from . import (
-    __version__,
-    _cli_audit,
-    _cli_hsm,
-    _cli_kms,
-    _cli_sign,
-    _cli_trust,
-    _cli_vault,
-    _cli_verify,
-)
-from ._cli_common import Parser
-from .errors import DssesignError, VerificationError
+from .. import __version__
+from ..errors import DssesignError, VerificationError
+from . import audit as _cli_audit
+from . import hsm as _cli_hsm
+from . import kms as _cli_kms
+from . import sign as _cli_sign
+from . import trust as _cli_trust
+from . import vault as _cli_vault
+from . import verify as _cli_verify
+from .common import Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .limits import ENVIRONMENT_ERROR  # noqa: PLC0415 - checked before anything runs
+    from ..limits import ENVIRONMENT_ERROR
 
     if ENVIRONMENT_ERROR is not None:
         print(f"error: {ENVIRONMENT_ERROR}", file=sys.stderr)
@@ -72,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BaseException, *, prefix: str = "") -> None:
     if os.environ.get("DSSESIGN_DEBUG") == "1":
         traceback.print_exc()
-    from ._text import escape_controls  # noqa: PLC0415 - only on the error path
+    from .._text import escape_controls
 
     text = escape_controls(" ".join(str(exc).split()) or type(exc).__name__)
     print(f"error: {prefix}{text}", file=sys.stderr)

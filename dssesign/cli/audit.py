@@ -8,7 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import (
+from ..errors import ConfigError
+from .common import (
     AUDIT_KEY_ENV,
     AUDIT_LOG_ENV,
     PASSWORD_ENV,
@@ -17,11 +18,10 @@ from ._cli_common import (
     env_secret,
     password,
 )
-from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .audit import AuditLog
-    from .multisign import SigningContext
+    from ..audit import AuditLog
+    from ..multisign import SigningContext
 
 AUDIT_PASSWORD_ENV = "DSSESIGN_AUDIT_KEY_PASSWORD"  # noqa: S105 - a variable's name
 ACTOR_ENV = "DSSESIGN_ACTOR"
@@ -101,9 +101,9 @@ def open_audit_log(args: argparse.Namespace) -> AuditLog | None:
     written stops the command before anything is signed or changed. A lock another process
     holds on the log is waited for at most `--timeout` seconds (when the command has one).
     """
-    from ._lock import DEFAULT_LOCK_TIMEOUT, check_timeout
-    from .audit import AuditLog, default_actor
-    from .signer import SignerOptions, load_signer
+    from .._lock import DEFAULT_LOCK_TIMEOUT, check_timeout
+    from ..audit import AuditLog, default_actor
+    from ..signer import SignerOptions, load_signer
 
     path = getattr(args, "audit_log", None) or os.environ.get(AUDIT_LOG_ENV)
     key = getattr(args, "audit_key", None) or os.environ.get(AUDIT_KEY_ENV)
@@ -142,8 +142,8 @@ def signing_context(
     """Operation id, actor, tenant and, for a Statement, its subject digests and predicateType."""
     import uuid
 
-    from .audit import default_actor
-    from .multisign import SigningContext
+    from ..audit import default_actor
+    from ..multisign import SigningContext
 
     operation_id = getattr(args, "operation_id", None)
     if operation_id:
@@ -186,8 +186,8 @@ def record_load_failure(
     (`dssesign.signer.redacted_reference`): a refused reference's PIN-like attributes never
     reach the log.
     """
-    from .audit import AuditError, profile_of
-    from .signer import redacted_reference
+    from ..audit import AuditError, profile_of
+    from ..signer import redacted_reference
 
     own = log is None
     if log is None:
@@ -275,7 +275,7 @@ def record_trust_not_published(
     """Best effort, after `write_trust_record`: the change it recorded was not published after
     all. A failure record under the same operation id (`errorCode` ``not-published:<Type>``);
     the error that stopped the change is what the user sees, so this one never raises."""
-    from .audit import AuditError
+    from ..audit import AuditError
 
     code = f"not-published:{type(exc).__name__}"
     try:
@@ -319,9 +319,9 @@ def record_trust_change(
     """
     import uuid
 
-    from ._fileio import read_bounded
-    from .errors import InputError
-    from .trust import MAX_TRUST_ROOT_BYTES
+    from .._fileio import read_bounded
+    from ..errors import InputError
+    from ..trust import MAX_TRUST_ROOT_BYTES
 
     log = open_audit_log(args)
     if log is None:
@@ -344,10 +344,10 @@ def record_trust_change(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ._fileio import read_bounded
-    from ._text import escape_controls
-    from .audit import printable_json, verify_log
-    from .keys import load_public_key
+    from .._fileio import read_bounded
+    from .._text import escape_controls
+    from ..audit import printable_json, verify_log
+    from ..keys import load_public_key
 
     keys = [
         load_public_key(read_bounded(p, limit=1 << 20, what="audit key"), source=p)
@@ -392,7 +392,7 @@ def _cell(value: object) -> str:
     bidi override or line separator reaches the terminal, and no type makes the row fail."""
     import json
 
-    from ._text import escape_controls
+    from .._text import escape_controls
 
     if value is None:
         return "-"
@@ -420,8 +420,8 @@ def _row(r: dict[str, Any]) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ._text import escape_controls
-    from .audit import Entry, printable_json, read_records
+    from .._text import escape_controls
+    from ..audit import Entry, printable_json, read_records
 
     since = _parse_since(args.since) if args.since else None
     skipped: list[Entry] = []

@@ -17,21 +17,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_audit import (
+from .._fileio import OutputSet, read_bounded
+from .._lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
+from ..errors import ConfigError
+from .audit import (
     add_trust_audit_options,
     open_audit_log,
     record_trust_not_published,
     write_trust_record,
 )
-from ._cli_common import Parser, add_json, add_password, command_inputs, password, print_json
-from ._fileio import OutputSet, read_bounded
-from ._lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
-from .errors import ConfigError
+from .common import Parser, add_json, add_password, command_inputs, password, print_json
 
 if TYPE_CHECKING:
-    from .audit import AuditLog
-    from .keys import PublicKey
-    from .trust import TrustRoot
+    from ..audit import AuditLog
+    from ..keys import PublicKey
+    from ..trust import TrustRoot
 
 _MAX_PEM = 64 * 1024
 
@@ -181,19 +181,19 @@ def _add_update_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _public_key(path: str) -> PublicKey:
-    from .keys import load_public_key
+    from ..keys import load_public_key
 
     return load_public_key(read_bounded(path, limit=_MAX_PEM, what="public key"), source=path)
 
 
 def _time(value: str | None, what: str) -> datetime | None:
-    from .trust import parse_time
+    from ..trust import parse_time
 
     return parse_time(value, what=what) if value else None
 
 
 def _read(path: str) -> TrustRoot:
-    from .trust import read_trust_root
+    from ..trust import read_trust_root
 
     return read_trust_root(path, allow_incomplete=True)
 
@@ -231,7 +231,7 @@ def _update(
     """
     import uuid
 
-    from .trust import MAX_TRUST_ROOT_BYTES, dump_trust_root, load_trust_root
+    from ..trust import MAX_TRUST_ROOT_BYTES, dump_trust_root, load_trust_root
 
     audit = open_audit_log(args)
     try:
@@ -272,7 +272,7 @@ def _update(
 def _check_unchanged(path: str, before: bytes | None, *, create: bool) -> None:
     """Compare-and-swap: refuse to publish over a file that is not the one the change was made
     from (a process that writes without taking the lock)."""
-    from .trust import MAX_TRUST_ROOT_BYTES
+    from ..trust import MAX_TRUST_ROOT_BYTES
 
     if create:
         return
@@ -315,7 +315,7 @@ def _record_then_publish(
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from .trust import init_trust_root
+    from ..trust import init_trust_root
 
     def make(_: TrustRoot | None) -> _Change:
         root = init_trust_root(threshold=args.threshold, expires_days=args.expires_days)
@@ -325,7 +325,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_key(args: argparse.Namespace) -> int:
-    from .trust import add_key
+    from ..trust import add_key
 
     key = _public_key(args.public_key)
     valid_from = _time(args.valid_from, "--valid-from")
@@ -348,7 +348,7 @@ def _cmd_add_key(args: argparse.Namespace) -> int:
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    from .trust import revoke_key
+    from ..trust import revoke_key
 
     at = _time(args.at, "--at")
 
@@ -361,7 +361,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_policy(args: argparse.Namespace) -> int:
-    from .trust import set_policy
+    from ..trust import set_policy
 
     if args.clear_required and args.require_keyid:
         raise ConfigError("--clear-required and --require-keyid contradict each other")
@@ -383,8 +383,8 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
-    from .signer import SignerOptions, load_signer
-    from .trust import rotate_key
+    from ..signer import SignerOptions, load_signer
+    from ..trust import rotate_key
 
     # Keys are loaded (a KMS or HSM may be slow) before the trust root is locked.
     old = load_signer(args.from_key, SignerOptions(password=password(args)))
@@ -405,7 +405,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_root_keys(args: argparse.Namespace) -> int:
-    from .trust import set_root_keys
+    from ..trust import set_root_keys
 
     keys = [_public_key(p) for p in args.public_key]
 
@@ -423,8 +423,8 @@ def _cmd_set_root_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
-    from ._json import loads_strict
-    from .trust import MAX_TRUST_ROOT_BYTES, set_sigstore_root
+    from .._json import loads_strict
+    from ..trust import MAX_TRUST_ROOT_BYTES, set_sigstore_root
 
     data = read_bounded(args.trusted_root, limit=MAX_TRUST_ROOT_BYTES, what="trusted root")
     document = loads_strict(data, what=f"trusted root {args.trusted_root}")
@@ -440,7 +440,7 @@ def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_identity(args: argparse.Namespace) -> int:
-    from .trust import add_identity
+    from ..trust import add_identity
 
     extensions: dict[str, str] = {}
     for item in args.extension:
@@ -470,7 +470,7 @@ def _cmd_add_identity(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .trust import failed_handovers, format_time, rotation_chain_problem, to_json
+    from ..trust import failed_handovers, format_time, rotation_chain_problem, to_json
 
     root = _read(args.file)
     if args.json:
@@ -520,8 +520,8 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     before the envelope is published; no record, no envelope."""
     import uuid
 
-    from ._cli_sign import load_signers
-    from .trust import MAX_TRUST_ROOT_BYTES, load_trust_root, sign_trust_root
+    from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, sign_trust_root
+    from .sign import load_signers
 
     audit = open_audit_log(args)
     try:
@@ -580,7 +580,7 @@ def _publish_signed(outputs: OutputSet, path: str | None, out: bytes) -> None:
 
 
 def _cmd_kit_build(args: argparse.Namespace) -> int:
-    from .kit import build_kit
+    from ..kit import build_kit
 
     manifest = build_kit(
         args.trust_root, args.out, args.attestations, args.artifacts, force=args.force

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._cli_common import (
+from .common import (
     Parser,
     add_new_key_output,
     add_public_key_command,
@@ -59,7 +59,7 @@ def register(commands: Any) -> None:
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
-    from .profiles import awskms
+    from ..profiles import awskms
 
     spec = awskms.key_spec(args.key_spec)
     with planned_out(args) as outputs:  # a bad --out never costs a KMS key
@@ -80,7 +80,7 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
-    from .profiles import awskms
+    from ..profiles import awskms
 
     with planned_out(args) as outputs:
         public, key = awskms.read_public_key(args.uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import (
+from .common import (
     Parser,
     add_new_key_output,
     add_public_key_command,
@@ -15,8 +15,8 @@ from ._cli_common import (
 )
 
 if TYPE_CHECKING:
-    from .keys import PublicKey
-    from .profiles.vault import VaultRef
+    from ..keys import PublicKey
+    from ..profiles.vault import VaultRef
 
 _URI_HELP = (
     "transit key reference, e.g. hashivault://NAME (latest version) or hashivault://NAME?version=N "
@@ -52,7 +52,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
-    from .profiles import vault
+    from ..profiles import vault
 
     ref = vault.parse_reference(args.uri)
     with planned_out(args) as outputs:  # a bad --out never costs a transit key
@@ -63,7 +63,7 @@ def _cmd_create_key(args: argparse.Namespace) -> int:
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
-    from .profiles import vault
+    from ..profiles import vault
 
     ref = vault.parse_reference(args.uri)
     with planned_out(args) as outputs:

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from ._cli_common import (
+from .common import (
     Parser,
     add_json,
     add_new_key_output,
@@ -61,8 +61,8 @@ def register(commands: Any) -> None:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import get_algorithm
-    from .profiles import pkcs11
+    from ..keys import get_algorithm
+    from ..profiles import pkcs11
 
     algorithm = get_algorithm(args.algorithm)
     uri = pkcs11.parse_uri(args.uri)
@@ -82,7 +82,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .profiles import pkcs11
+    from ..profiles import pkcs11
 
     tokens, keys = pkcs11.list_keys(args.uri)
     if args.json:
@@ -103,7 +103,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
-    from .profiles import pkcs11
+    from ..profiles import pkcs11
 
     with planned_out(args) as outputs:
         public = pkcs11.read_public_key(args.uri)

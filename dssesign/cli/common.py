@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._fileio import NamedPath, OutputSet, read_bounded
-from .errors import ConfigError, InputError
+from .._fileio import NamedPath, OutputSet, read_bounded
+from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from .keys import PublicKey
+    from ..keys import PublicKey
 
 AUDIT_LOG_ENV = "DSSESIGN_AUDIT_LOG"
 AUDIT_KEY_ENV = "DSSESIGN_AUDIT_KEY"
@@ -170,7 +170,7 @@ def reference_paths(ref: str) -> list[str]:
     import re
 
     if ref.lower().startswith("pkcs11:"):
-        from .profiles import pkcs11
+        from ..profiles import pkcs11
 
         try:
             uri = pkcs11.parse_uri(ref)
@@ -187,7 +187,7 @@ def reference_paths(ref: str) -> list[str]:
     match = re.match(r"^([a-z][a-z0-9+.-]*):", ref)
     if ref == "keyless" or (match and match.group(1) != "file" and not os.path.exists(ref)):
         return []
-    from .profiles.software import path_of_reference
+    from ..profiles.software import path_of_reference
 
     return [str(path_of_reference(ref))]
 
@@ -291,7 +291,7 @@ def file_progress(path: str) -> Iterator[Callable[[int, int | None], None] | Non
         TransferSpeedColumn,
     )
 
-    from ._text import escape_controls
+    from .._text import escape_controls
 
     columns = (
         TextColumn("[progress.description]{task.description}"),
