@@ -123,8 +123,15 @@ def merge(old: str, rows: list[Comparison], stamp: str, modules: list[str]) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markdown", type=Path, help="also write the table here")
-    parser.add_argument("--only", action="append", help="run only these modules (e.g. bench_sign)")
+    parser.add_argument(
+        "--only",
+        action="extend",
+        nargs="+",
+        help="run only these modules (bench_sign or bench.bench_sign; repeatable)",
+    )
     args = parser.parse_args(argv)
+    if args.only:
+        args.only = sorted({only.rsplit(".", 1)[-1] for only in args.only})
     rows: list[Comparison] = []
     for name in MODULES:
         if args.only and name.rsplit(".", 1)[1] not in args.only:
