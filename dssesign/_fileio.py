@@ -183,17 +183,8 @@ class OutputSet:
             return
         assert output.fd is not None
         fd, output.fd = output.fd, None
-        try:
-            # mkstemp creates 0600: the bits are set before a byte of data is in the file.
-            os.fchmod(fd, output.mode)
-            _write_all(fd, data)
-            os.fsync(fd)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write {_label(output.what, output.name)}: {exc.strerror}"
-            ) from None
-        finally:
-            os.close(fd)
+        # mkstemp creates 0600: the bits are set before a byte of data is in the file.
+        _write_closing(fd, data, output, mode=output.mode, sync=True)
         output.written = True
 
     def publish(self) -> None:
@@ -342,8 +333,20 @@ def _write_in_place(output: _Output) -> None:
         raise InputError(
             f"cannot write {_label(output.what, output.name)}: {exc.strerror}"
         ) from None
+    _write_closing(fd, output.data, output)
+
+
+def _write_closing(
+    fd: int, data: bytes, output: _Output, *, mode: int | None = None, sync: bool = False
+) -> None:
+    """Write all of `data` to `fd` (setting `mode` first, syncing after), then close it; an
+    OSError becomes one InputError naming the output."""
     try:
-        _write_all(fd, output.data)
+        if mode is not None:
+            os.fchmod(fd, mode)
+        _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
     except OSError as exc:
         raise InputError(
             f"cannot write {_label(output.what, output.name)}: {exc.strerror}"

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from ._text import clip
 from .errors import PredicateError
 
 _ELEMENT_ID: Final = re.compile(r"SPDXRef-[A-Za-z0-9.\-]+")
@@ -164,8 +165,7 @@ def _fail(path: str, message: str) -> PredicateError:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return clip(repr(value), 120)
 
 
 @functools.cache

@@ -12,6 +12,11 @@ _UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+def clip(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters (ending in "..."): input quoted in an error stays short."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     named = _NAMED.get(char)

@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 
+from ._text import clip
 from .errors import KeyFormatError
 
 #: Public key types dssesign can verify with.
@@ -212,4 +213,4 @@ def _brief(exc: BaseException) -> str:
     text may quote the input: a PEM header of 50 KB)."""
     lines = str(exc).splitlines()
     text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return clip(text)

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from ._json import json_path, loads_strict
 from ._schema import CompiledSchema, FormatCheck, SchemaFailure
+from ._text import clip
 from .errors import InputError, MissingDependencyError, PredicateError
 
 __all__ = [
@@ -465,7 +466,7 @@ def _bundled_validator(
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return clip(text, _MAX_MESSAGE)
 
 
 def _scalar_repr(value: object) -> str:

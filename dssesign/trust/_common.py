@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
+from .._text import clip
 from ..codes import Code
 from ..errors import (
     ConfigError,
@@ -95,12 +96,11 @@ HYBRID_MODES: Final[tuple[str, ...]] = get_args(HybridMode)
 
 def _fail(path: str, message: str) -> TrustRootError:
     # A path quotes member names, which an input chooses: keep the one-line error short.
-    shown = path if len(path) <= 200 else path[:197] + "..."
+    shown = clip(path)
     return TrustRootError(f"trust root {shown}: {message}", shown)
 
 
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_clip = clip
 
 
 # --- times -----------------------------------------------------------------------------------
