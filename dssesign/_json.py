@@ -201,7 +201,8 @@ def loads_strict(
         raise error(f"{what}: not valid JSON: {exc}") from None
     # Escaped lone surrogates ("\\ud800") decode to text no UTF-8 writer can emit; only a
     # document with such an escape pays for the walk.
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+    # (`in` is a memchr: a document without a backslash skips the regular expression too.)
+    if "\\" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise error(f"{what}: a \\u escape leaves a lone surrogate, which I-JSON forbids")
     # An array cannot hold more items than the document has commas: a cheap count first.
     if text.count(",") >= limits.max_array_items:

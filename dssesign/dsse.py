@@ -39,8 +39,10 @@ def b64decode(text: str, *, what: str) -> bytes:
         raise EnvelopeError(f"{what}: mixes standard and URL-safe base64 alphabets")
     normalized = text.replace("-", "+").replace("_", "/") if alphabet_url else text
     try:
-        data = base64.b64decode(normalized.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+        # strict_mode refuses any character outside the alphabet (what b64decode's
+        # validate=True does, without a copy of the text); non-ASCII text is a ValueError.
+        data = binascii.a2b_base64(normalized, strict_mode=True)
+    except ValueError:  # binascii.Error is one
         raise EnvelopeError(f"{what}: not valid base64") from None
     # b64decode(validate=True) still takes padding after a complete quantum ("AAAA=",
     # "AAAA==="): one byte string, many spellings, and a lookup of "=" below (a fuzz finding:

@@ -136,6 +136,9 @@ class MultiProfileSigner:
         if timeout <= 0:
             raise ConfigError("timeout must be positive")
         self._signers = tuple(signers)
+        # `is_keyless` is a runtime Protocol check that cost about an Ed25519 signature when it
+        # ran per signature; what a signer is does not change, so it runs once here.
+        self._keyids = tuple(envelope_keyid(signer) for signer in self._signers)
         self._threshold = len(signers) if threshold is None else threshold
         self._timeout = timeout
         # The audit sink (e.g. dssesign.audit.AuditLog) runs first; like any hook it fails closed.
@@ -204,13 +207,11 @@ class MultiProfileSigner:
                         # An audit trail that cannot record must stop the signature going out.
                         raise SigningError(f"signing record hook failed: {exc}") from exc
         signed = [
-            (signer, outcome.signature)
-            for signer, outcome in pairs
+            (signer, keyid, outcome.signature)
+            for (signer, outcome), keyid in zip(pairs, self._keyids, strict=True)
             if outcome.signature is not None
         ]
-        signatures = tuple(
-            Signature(sig=signature, keyid=envelope_keyid(signer)) for signer, signature in signed
-        )
+        signatures = tuple(Signature(sig=signature, keyid=keyid) for _, keyid, signature in signed)
         if len(signatures) < self._threshold:
             failures = "; ".join(
                 f"{_describe(signer)} ({signer.keyid[:12]}): {outcome.error}"
@@ -225,7 +226,7 @@ class MultiProfileSigner:
                 f"signed; {failures}"
             )
         envelope = Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
-        return SigningResult(envelope=envelope, signers=tuple(signer for signer, _ in signed))
+        return SigningResult(envelope=envelope, signers=tuple(signer for signer, _, _ in signed))
 
 
 def _records(
