@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 
 from dssesign.audit import AuditLog
-from dssesign.multisign import MultiProfileSigner, SigningContext
+from dssesign.intoto.statement import PAYLOAD_TYPE, statement_payload
 from dssesign.profiles.software import generate
-from dssesign.statement import PAYLOAD_TYPE, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner, SigningContext
 
 from ._harness import Comparison, rate
 from ._statements import bench_statements

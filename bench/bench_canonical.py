@@ -15,7 +15,7 @@ import rfc8785
 
 from bench._harness import Comparison, rate
 from bench._statements import bench_statements
-from dssesign.canonical import canonicalize
+from dssesign.core.canonical import canonicalize
 
 # rfc8785 types its argument narrowly (no `object`); statements are plain JSON dicts.
 _rfc8785_dumps: Callable[[object], bytes] = rfc8785.dumps  # type: ignore[assignment]

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dssesign.intoto.subjects import digest_file
 from dssesign.limits import MiB
-from dssesign.statement import digest_file
 
 from ._harness import Comparison
 

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dssesign.dsse import pae
-from dssesign.multisign import MultiProfileSigner
+from dssesign.core.dsse import pae
+from dssesign.intoto.statement import PAYLOAD_TYPE, statement_payload
 from dssesign.profiles import awskms
-from dssesign.signer import load_signer
-from dssesign.statement import PAYLOAD_TYPE, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import load_signer
 
 from ._harness import Comparison, rate
 from ._statements import bench_statements

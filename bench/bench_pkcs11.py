@@ -27,10 +27,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from dssesign.dsse import pae
-from dssesign.keys import get_algorithm
+from dssesign.core.dsse import pae
+from dssesign.core.keys import get_algorithm
+from dssesign.intoto.statement import PAYLOAD_TYPE, statement_payload
 from dssesign.profiles import pkcs11 as p11
-from dssesign.statement import PAYLOAD_TYPE, statement_payload
 
 from ._harness import Comparison
 from ._statements import bench_statements

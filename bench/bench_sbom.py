@@ -24,10 +24,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dssesign.multisign import MultiProfileSigner
-from dssesign.predicates import prepare_predicate
+from dssesign.intoto.predicates import prepare_predicate
+from dssesign.intoto.statement import (
+    PAYLOAD_TYPE,
+    ResourceDescriptor,
+    build_statement,
+    statement_payload,
+)
 from dssesign.profiles.software import generate, write_keypair
-from dssesign.statement import PAYLOAD_TYPE, ResourceDescriptor, build_statement, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 
 from . import _sbom_baseline as baseline

@@ -11,7 +11,7 @@ Statement; all cases run in this process in interleaved rounds.
   `json.dumps(envelope.to_dict())`. It does not validate the Statement.
 * raw sign+verify: pyca's `sign` and a `verify` of that signature over ready PAE bytes, the
   floor of a signer that checks every signature before it lets it out.
-* RFC 8785 + raw sign+verify: that, after serializing the Statement with dssesign.canonical;
+* RFC 8785 + raw sign+verify: that, after serializing the Statement with dssesign.core.canonical;
   no validation, no envelope: the floor of any signer of RFC 8785 Statements.
 """
 
@@ -28,11 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import CryptoSigner
 
-from dssesign.canonical import canonicalize
-from dssesign.dsse import pae
-from dssesign.multisign import MultiProfileSigner
+from dssesign.core.canonical import canonicalize
+from dssesign.core.dsse import pae
+from dssesign.intoto.statement import PAYLOAD_TYPE, statement_payload
 from dssesign.profiles.software import generate
-from dssesign.statement import PAYLOAD_TYPE, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner
 
 from ._harness import Comparison
 from ._interleave import interleaved
@@ -112,9 +112,9 @@ def _rows(algorithm: str) -> list[Comparison]:
             target=(RAW, 0.75),
             note="ours = validate the SLSA provenance Statement + RFC 8785 + sign + verify the "
             "signature before emitting it + envelope JSON; raw = pyca sign + verify of that "
-            f"signature on ready PAE bytes{mode}; {FLOOR} = RFC 8785 (dssesign.canonical) + the "
-            "same sign + verify, no validation and no envelope (the floor of any such signer: "
-            f"{best[FLOOR] / best[RAW]:.2f}x raw); best of {ROUNDS} interleaved rounds",
+            f"signature on ready PAE bytes{mode}; {FLOOR} = RFC 8785 (dssesign.core.canonical) "
+            "+ the same sign + verify, no validation and no envelope (the floor of any such "
+            f"signer: {best[FLOOR] / best[RAW]:.2f}x raw); best of {ROUNDS} interleaved rounds",
         ),
         Comparison(
             name=f"{name} vs securesystemslib + rfc8785",

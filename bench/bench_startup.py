@@ -14,9 +14,9 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dssesign.multisign import MultiProfileSigner
+from dssesign.intoto.statement import PAYLOAD_TYPE, statement_payload
 from dssesign.profiles.software import generate
-from dssesign.statement import PAYLOAD_TYPE, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 
 from ._harness import Comparison

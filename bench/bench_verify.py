@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import Key, SSlibKey
 
-from dssesign.dsse import Envelope, pae
-from dssesign.multisign import MultiProfileSigner
+from dssesign.core.dsse import Envelope, pae
+from dssesign.intoto.statement import PAYLOAD_TYPE, STATEMENT_TYPE_V1, statement_payload
 from dssesign.profiles.software import SoftwareSigner, generate
-from dssesign.statement import PAYLOAD_TYPE, STATEMENT_TYPE_V1, statement_payload
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import Policy, TrustedKey, TrustRoot, save_trust_root
 from dssesign.verify import verify
 

@@ -13,36 +13,36 @@ __version__ = "0.1.0"
 
 #: public name -> (module, attribute)
 _EXPORTS: dict[str, tuple[str, str]] = {
-    "ALGORITHMS": (".keys", "ALGORITHMS"),
-    "AttestResult": ("._attest", "AttestResult"),
+    "ALGORITHMS": (".core.keys", "ALGORITHMS"),
+    "AttestResult": (".sign.attest", "AttestResult"),
     "AuditError": (".errors", "AuditError"),
     "Code": (".codes", "Code"),
     "MissingDependencyError": (".errors", "MissingDependencyError"),
-    "attest": ("._attest", "attest"),
+    "attest": (".sign.attest", "attest"),
     "verify_envelope": (".verify", "verify"),
-    "Algorithm": (".keys", "Algorithm"),
+    "Algorithm": (".core.keys", "Algorithm"),
     "CanonicalizationError": (".errors", "CanonicalizationError"),
     "ConfigError": (".errors", "ConfigError"),
     "DEFAULT_LIMITS": (".limits", "DEFAULT_LIMITS"),
     "DssesignError": (".errors", "DssesignError"),
-    "Envelope": (".dsse", "Envelope"),
+    "Envelope": (".core.dsse", "Envelope"),
     "EnvelopeError": (".errors", "EnvelopeError"),
     "InputError": (".errors", "InputError"),
     "KeyFormatError": (".errors", "KeyFormatError"),
     "Limits": (".limits", "Limits"),
-    "MultiProfileSigner": (".multisign", "MultiProfileSigner"),
-    "PAYLOAD_TYPE": (".statement", "PAYLOAD_TYPE"),
+    "MultiProfileSigner": (".sign.multisign", "MultiProfileSigner"),
+    "PAYLOAD_TYPE": (".intoto.statement", "PAYLOAD_TYPE"),
     "PredicateError": (".errors", "PredicateError"),
-    "PredicateType": (".predicates", "PredicateType"),
-    "PublicKey": (".keys", "PublicKey"),
-    "ResourceDescriptor": (".statement", "ResourceDescriptor"),
-    "STATEMENT_TYPE_V1": (".statement", "STATEMENT_TYPE_V1"),
-    "Signature": (".dsse", "Signature"),
-    "Signer": (".signer", "Signer"),
-    "SignerOptions": (".signer", "SignerOptions"),
+    "PredicateType": (".intoto.predicates", "PredicateType"),
+    "PublicKey": (".core.keys", "PublicKey"),
+    "ResourceDescriptor": (".intoto.statement", "ResourceDescriptor"),
+    "STATEMENT_TYPE_V1": (".intoto.statement", "STATEMENT_TYPE_V1"),
+    "Signature": (".core.dsse", "Signature"),
+    "Signer": (".sign.signer", "Signer"),
+    "SignerOptions": (".sign.signer", "SignerOptions"),
     "SigningError": (".errors", "SigningError"),
-    "SigningRecord": (".multisign", "SigningRecord"),
-    "SigningResult": (".multisign", "SigningResult"),
+    "SigningRecord": (".sign.multisign", "SigningRecord"),
+    "SigningResult": (".sign.multisign", "SigningResult"),
     "SoftwareSigner": (".profiles.software", "SoftwareSigner"),
     "StatementError": (".errors", "StatementError"),
     "TrustRoot": (".trust", "TrustRoot"),
@@ -50,30 +50,30 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "VerificationError": (".errors", "VerificationError"),
     "VerificationFailure": (".verify", "VerificationFailure"),
     "VerificationResult": (".verify", "VerificationResult"),
-    "build_statement": (".statement", "build_statement"),
-    "canonicalize": (".canonical", "canonicalize"),
-    "digest_file": (".statement", "digest_file"),
+    "build_statement": (".intoto.statement", "build_statement"),
+    "canonicalize": (".core.canonical", "canonicalize"),
+    "digest_file": (".intoto.subjects", "digest_file"),
     "generate_key": (".profiles.software", "generate"),
-    "get_algorithm": (".keys", "get_algorithm"),
-    "keyed_bundle": (".bundles", "keyed_bundle"),
-    "keyid_of_spki": (".keys", "keyid_of_spki"),
-    "known_predicate_types": (".predicates", "known_predicate_types"),
-    "load_public_key": (".keys", "load_public_key"),
-    "load_signer": (".signer", "load_signer"),
+    "get_algorithm": (".core.keys", "get_algorithm"),
+    "keyed_bundle": (".sign.bundles", "keyed_bundle"),
+    "keyid_of_spki": (".core.keys", "keyid_of_spki"),
+    "known_predicate_types": (".intoto.predicates", "known_predicate_types"),
+    "load_public_key": (".core.keys", "load_public_key"),
+    "load_signer": (".sign.signer", "load_signer"),
     "load_trust_root": (".trust", "load_trust_root"),
-    "pae": (".dsse", "pae"),
-    "parse_statement": (".statement", "parse_statement"),
-    "prepare_predicate": (".predicates", "prepare_predicate"),
-    "public_key_hint": (".keys", "public_key_hint"),
+    "pae": (".core.dsse", "pae"),
+    "parse_statement": (".intoto.statement", "parse_statement"),
+    "prepare_predicate": (".intoto.predicates", "prepare_predicate"),
+    "public_key_hint": (".core.keys", "public_key_hint"),
     "read_trust_root": (".trust", "read_trust_root"),
-    "register_predicate_type": (".predicates", "register_predicate_type"),
-    "register_scheme": (".signer", "register_scheme"),
-    "resolve_predicate_type": (".predicates", "resolve_predicate_type"),
-    "statement_payload": (".statement", "statement_payload"),
-    "subject_from_digest": (".statement", "subject_from_digest"),
-    "subject_from_file": (".statement", "subject_from_file"),
-    "validate_predicate": (".predicates", "validate_predicate"),
-    "validate_statement": (".statement", "validate_statement"),
+    "register_predicate_type": (".intoto.predicates", "register_predicate_type"),
+    "register_scheme": (".sign.signer", "register_scheme"),
+    "resolve_predicate_type": (".intoto.predicates", "resolve_predicate_type"),
+    "statement_payload": (".intoto.statement", "statement_payload"),
+    "subject_from_digest": (".intoto.subjects", "subject_from_digest"),
+    "subject_from_file": (".intoto.subjects", "subject_from_file"),
+    "validate_predicate": (".intoto.predicates", "validate_predicate"),
+    "validate_statement": (".intoto.statement", "validate_statement"),
     "verify_bundle": (".verify", "verify_bundle"),
     "verify_signed_trust_root": (".trust", "verify_signed_trust_root"),
 }
@@ -160,11 +160,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._attest import AttestResult, attest
-    from .bundles import keyed_bundle
-    from .canonical import canonicalize
     from .codes import Code
-    from .dsse import Envelope, Signature, pae
+    from .core.canonical import canonicalize
+    from .core.dsse import Envelope, Signature, pae
+    from .core.keys import (
+        ALGORITHMS,
+        Algorithm,
+        PublicKey,
+        get_algorithm,
+        keyid_of_spki,
+        load_public_key,
+        public_key_hint,
+    )
     from .errors import (
         AuditError,
         CanonicalizationError,
@@ -180,18 +187,7 @@ if TYPE_CHECKING:
         TrustRootError,
         VerificationError,
     )
-    from .keys import (
-        ALGORITHMS,
-        Algorithm,
-        PublicKey,
-        get_algorithm,
-        keyid_of_spki,
-        load_public_key,
-        public_key_hint,
-    )
-    from .limits import DEFAULT_LIMITS, Limits
-    from .multisign import MultiProfileSigner, SigningRecord, SigningResult
-    from .predicates import (
+    from .intoto.predicates import (
         PredicateType,
         known_predicate_types,
         prepare_predicate,
@@ -199,21 +195,23 @@ if TYPE_CHECKING:
         resolve_predicate_type,
         validate_predicate,
     )
-    from .profiles.software import SoftwareSigner
-    from .profiles.software import generate as generate_key
-    from .signer import Signer, SignerOptions, load_signer, register_scheme
-    from .statement import (
+    from .intoto.statement import (
         PAYLOAD_TYPE,
         STATEMENT_TYPE_V1,
         ResourceDescriptor,
         build_statement,
-        digest_file,
         parse_statement,
         statement_payload,
-        subject_from_digest,
-        subject_from_file,
         validate_statement,
     )
+    from .intoto.subjects import digest_file, subject_from_digest, subject_from_file
+    from .limits import DEFAULT_LIMITS, Limits
+    from .profiles.software import SoftwareSigner
+    from .profiles.software import generate as generate_key
+    from .sign.attest import AttestResult, attest
+    from .sign.bundles import keyed_bundle
+    from .sign.multisign import MultiProfileSigner, SigningRecord, SigningResult
+    from .sign.signer import Signer, SignerOptions, load_signer, register_scheme
     from .trust import (
         TrustRoot,
         load_trust_root,

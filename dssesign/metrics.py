@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .multisign import RecordHook, SigningRecord
+from .sign.multisign import RecordHook, SigningRecord
 
 __all__ = [
     "LOG_FIELDS",

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from dssesign import trust as tr
-from dssesign.bundle_verify import parse_bundle
-from dssesign.bundles import bundle_json, keyed_bundle, public_key_hint
-from dssesign.dsse import Envelope, pae
-from dssesign.keys import PublicKey
+from dssesign.core.dsse import Envelope, pae
+from dssesign.core.keys import PublicKey
+from dssesign.sign.bundles import bundle_json, keyed_bundle, public_key_hint
 from dssesign.trust import TrustRoot
 from dssesign.verify import verify, verify_bundle
+from dssesign.verify.bundles import parse_bundle
 
 from ._common import (
     FIXTURES,

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from dssesign import trust as tr
-from dssesign._json import loads_strict
-from dssesign.dsse import Envelope, Signature, pae
-from dssesign.statement import parse_statement
+from dssesign._internal.strict_json import loads_strict
+from dssesign.core.dsse import Envelope, Signature, pae
+from dssesign.intoto.statement import parse_statement
 from dssesign.trust import TrustRoot
 from dssesign.verify import VerificationResult, verify
 

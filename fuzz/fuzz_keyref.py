@@ -15,7 +15,7 @@ from functools import partial
 
 from dssesign.audit import profile_of, redact_reference
 from dssesign.profiles import awskms, keyless, pkcs11, software, vault
-from dssesign.signer import redacted_reference
+from dssesign.sign.signer import redacted_reference
 
 from ._common import ContractViolation, attempt, utf8
 

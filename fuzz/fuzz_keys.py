@@ -15,7 +15,7 @@ from functools import partial
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x25519
 
-from dssesign.keys import PublicKey, load_public_key
+from dssesign.core.keys import PublicKey, load_public_key
 from dssesign.profiles.software import generate, load_private_key_pem
 
 from ._common import FIXTURES, ContractViolation, attempt

@@ -13,8 +13,8 @@ import hashlib
 import json
 from collections.abc import Iterator
 
-from dssesign.predicates import known_predicate_types, prepare_predicate
-from dssesign.statement import statement_payload
+from dssesign.intoto.predicates import known_predicate_types, prepare_predicate
+from dssesign.intoto.statement import statement_payload
 
 from ._common import FIXTURES, NOW, attempt, compact, statement
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from functools import partial
 
-from dssesign.statement import STATEMENT_TYPE_V1, parse_statement, statement_payload
+from dssesign.intoto.statement import STATEMENT_TYPE_V1, parse_statement, statement_payload
 
 from ._common import FIXTURES, SLSA, ContractViolation, attempt, compact, statement
 

@@ -19,8 +19,8 @@ from datetime import timedelta
 from functools import partial
 
 from dssesign import trust as tr
-from dssesign._json import loads_strict
-from dssesign.dsse import Envelope, Signature, pae
+from dssesign._internal.strict_json import loads_strict
+from dssesign.core.dsse import Envelope, Signature, pae
 from dssesign.profiles.software import generate
 from dssesign.trust import TrustRoot
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dssesign.keys import Algorithm, PublicKey
+from dssesign.core.keys import Algorithm, PublicKey
 from dssesign.profiles.software import SoftwareSigner, generate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

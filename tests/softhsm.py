@@ -148,7 +148,7 @@ def softhsm_fixture(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
 
 
 def _populate(hsm: SoftHsm) -> None:
-    from dssesign.keys import get_algorithm
+    from dssesign.core.keys import get_algorithm
     from dssesign.profiles import pkcs11 as p11
 
     for algorithm in ALGORITHMS:

@@ -41,12 +41,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from dssesign import cli
 from dssesign import trust as tr
 from dssesign.audit import AuditLog, verify_log
-from dssesign.bundles import bundle_json, keyed_bundle, public_key_hint
-from dssesign.dsse import Envelope, Signature, pae
+from dssesign.core.dsse import Envelope, Signature, pae
 from dssesign.errors import InputError, VerificationError
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.kit import WheelSource, build_kit
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.sign.bundles import bundle_json, keyed_bundle, public_key_hint
 from dssesign.trust import TrustRoot
 from dssesign.verify import CODES, Code, verify, verify_bundle
 

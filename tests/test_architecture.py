@@ -112,3 +112,67 @@ def test_every_deferred_import_says_why() -> None:
         if "noqa: PLC0415" in line and "PLC0415 - " not in line
     ]
     assert bare == []
+
+
+#: Old import paths (issue 13): each a thin shim that warns for one release.
+SHIMS = {
+    "dssesign.dsse": ("dssesign.core.dsse",),
+    "dssesign.canonical": ("dssesign.core.canonical",),
+    "dssesign.keys": ("dssesign.core.keys",),
+    "dssesign.statement": ("dssesign.intoto.statement", "dssesign.intoto.subjects"),
+    "dssesign.predicates": ("dssesign.intoto.predicates",),
+    "dssesign.signer": ("dssesign.sign.signer",),
+    "dssesign.multisign": ("dssesign.sign.multisign",),
+    "dssesign.bundles": ("dssesign.sign.bundles",),
+    "dssesign.bundle_verify": ("dssesign.verify.bundles",),
+    "dssesign.trustroot": ("dssesign.trust",),
+}
+#: "About 600 lines": the ceiling a module may reach before it is split.
+MAX_MODULE_LINES = 650
+
+
+def test_every_old_path_warns_and_gives_the_same_objects() -> None:
+    """A fresh interpreter per shim: the warning fires on first import only."""
+    import subprocess
+    import sys
+
+    for old, new in SHIMS.items():
+        script = (
+            "import importlib, warnings\n"
+            "warnings.simplefilter('error')\n"
+            f"targets = [importlib.import_module(n) for n in {list(new)!r}]\n"
+            "try:\n"
+            f"    importlib.import_module({old!r})\n"
+            "except DeprecationWarning as w:\n"
+            f"    assert {new[0]!r} in str(w), w\n"
+            "else:\n"
+            "    raise SystemExit('no DeprecationWarning')\n"
+            "warnings.simplefilter('ignore')\n"
+            f"shim = importlib.import_module({old!r})\n"
+            "assert shim.__all__, 'nothing re-exported'\n"
+            "for name in shim.__all__:\n"
+            "    assert any(getattr(t, name, None) is getattr(shim, name) for t in targets), name\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert done.returncode == 0, f"{old}: {done.stderr}"
+
+
+def test_no_library_module_imports_an_old_path() -> None:
+    modules = _modules()
+    offenders = {
+        name: sorted(imported & SHIMS.keys())
+        for name, path in modules.items()
+        if name not in SHIMS and name != "dssesign"
+        for imported in [_runtime_imports(name, path, modules)]
+        if imported & SHIMS.keys()
+    }
+    assert offenders == {}
+
+
+def test_no_module_is_over_about_600_lines() -> None:
+    sizes = {
+        str(path.relative_to(PACKAGE.parent)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert sizes, "no module found"
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

@@ -23,11 +23,11 @@ from dssesign.audit import (
 )
 from dssesign.audit import records as audit_records
 from dssesign.audit import writer as audit_writer
-from dssesign.canonical import canonicalize
+from dssesign.core.canonical import canonicalize
 from dssesign.errors import CanonicalizationError, SigningError
-from dssesign.multisign import MultiProfileSigner, SigningContext
 from dssesign.profiles.software import load_key_file, write_keypair
-from dssesign.signer import SignerOptions, load_signer
+from dssesign.sign.multisign import MultiProfileSigner, SigningContext
+from dssesign.sign.signer import SignerOptions, load_signer
 
 from .conftest import DelegatingSigner, signer_for
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dssesign import audit
-from dssesign._text import escape_controls
+from dssesign._internal.text import escape_controls
 from dssesign.audit import (
     GENESIS,
     AuditError,
@@ -28,8 +28,8 @@ from dssesign.audit import (
     read_records,
     verify_log,
 )
-from dssesign.canonical import canonicalize
 from dssesign.cli import main
+from dssesign.core.canonical import canonicalize
 
 from .conftest import signer_for
 

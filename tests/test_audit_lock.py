@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dssesign import _lock
+from dssesign._internal import lock as _lock
 from dssesign.audit import AuditError, AuditLog, Durability, read_records, verify_log
 from dssesign.errors import InputError
 

@@ -1,7 +1,7 @@
 """Sigstore bundles in: strict parsing, keyed and keyless verification, and how bundles count.
 
 Keyless bundles here are real ones from the sigstore-conformance fixtures (verified offline
-against their trusted roots); keyed bundles are made with dssesign.bundles (Part B's writer)
+against their trusted roots); keyed bundles are made with dssesign.sign.bundles (Part B's writer)
 or, for messageSignature, signed here the way cosign sign-blob signs (ECDSA over SHA-256).
 """
 
@@ -25,16 +25,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssesign import bundle_verify as bv
 from dssesign import trust as tr
-from dssesign.bundles import keyed_bundle, public_key_hint
-from dssesign.dsse import Envelope, Signature
+from dssesign.core.dsse import Envelope, Signature
 from dssesign.errors import VerificationError
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.limits import Limits
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.sign.bundles import keyed_bundle, public_key_hint
 from dssesign.trust import TrustRoot
 from dssesign.verify import CODES, VerificationFailure, verify, verify_bundle
+from dssesign.verify import bundles as bv
 
 from .conftest import FIXTURES, signer_for
 from .test_trustroot import json_mutations
@@ -649,7 +649,7 @@ def test_a_certificate_key_that_is_also_a_trusted_key_counts_once() -> None:
     """One signature is one signer: as a trusted key it does not count again as an identity."""
     from cryptography import x509
 
-    from dssesign.keys import PublicKey
+    from dssesign.core.keys import PublicKey
 
     bundle = dsse_case_bundle()
     raw = json.loads(bundle)["verificationMaterial"]["certificate"]["rawBytes"]

@@ -11,7 +11,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from dssesign.bundles import (
+from dssesign.core.dsse import pae
+from dssesign.core.keys import load_public_key
+from dssesign.errors import ConfigError, SigningError
+from dssesign.sign.bundles import (
     BUNDLE_MEDIA_TYPE,
     BundleSource,
     bundle_stem,
@@ -22,11 +25,8 @@ from dssesign.bundles import (
     public_key_hint,
     write_bundles,
 )
-from dssesign.dsse import pae
-from dssesign.errors import ConfigError, SigningError
-from dssesign.keys import load_public_key
-from dssesign.multisign import MultiProfileSigner
-from dssesign.signer import Signer
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import Signer
 
 from .conftest import ALL_ALGORITHMS, FIXTURES, DelegatingSigner, signer_for
 

@@ -17,8 +17,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dssesign import canonical
-from dssesign.canonical import MAX_SAFE_INTEGER, canonicalize
+from dssesign.core import canonical
+from dssesign.core.canonical import MAX_SAFE_INTEGER, canonicalize
 from dssesign.errors import CanonicalizationError, InputError
 from dssesign.limits import DEFAULT_LIMITS
 

@@ -25,8 +25,8 @@ import pytest
 
 from dssesign import cli
 from dssesign import trust as tr
+from dssesign.core.keys import PublicKey, load_public_key
 from dssesign.errors import KeyFormatError
-from dssesign.keys import PublicKey, load_public_key
 from dssesign.verify import CODES
 
 from .conftest import FIXTURES, signer_for

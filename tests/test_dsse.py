@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dssesign.dsse import Envelope, Signature, b64decode, pae
+from dssesign.core.dsse import Envelope, Signature, b64decode, pae
+from dssesign.core.keys import load_public_key
 from dssesign.errors import EnvelopeError
-from dssesign.keys import load_public_key
 from dssesign.limits import Limits
 
 from .conftest import dsse_vectors

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from dssesign.audit import redact_reference
-from dssesign.bundle_verify import parse_bundle
-from dssesign.dsse import Envelope
+from dssesign.core.dsse import Envelope
+from dssesign.core.keys import PublicKey
 from dssesign.errors import (
     CanonicalizationError,
     ConfigError,
@@ -30,12 +30,11 @@ from dssesign.errors import (
     StatementError,
     VerificationError,
 )
-from dssesign.keys import PublicKey
-from dssesign.predicates import prepare_predicate
+from dssesign.intoto.predicates import prepare_predicate
+from dssesign.intoto.statement import parse_statement, statement_payload
 from dssesign.profiles import pkcs11, vault
 from dssesign.profiles.software import load_private_key_pem
-from dssesign.signer import load_signer, redacted_reference
-from dssesign.statement import parse_statement, statement_payload
+from dssesign.sign.signer import load_signer, redacted_reference
 from dssesign.trust import (
     TRUST_ROOT_MALFORMED,
     dump_trust_root,
@@ -43,6 +42,7 @@ from dssesign.trust import (
     verify_signed_trust_root,
 )
 from dssesign.verify import Code, VerificationFailure, verify, verify_bundle
+from dssesign.verify.bundles import parse_bundle
 
 CRASHES = Path(__file__).resolve().parent.parent / "fuzz" / "crashes"
 

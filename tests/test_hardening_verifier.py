@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from dssesign import trust as tr
-from dssesign.dsse import Envelope, Signature, pae
+from dssesign.core.dsse import Envelope, Signature, pae
 from dssesign.errors import VerificationError
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.trust import TrustRoot
 from dssesign.trust import document as trust_document
 from dssesign.verify import Code, VerificationFailure, verify
@@ -311,7 +311,7 @@ def test_validation_never_imports_jsonschema_or_its_format_extras(tmp_path: Path
     script = f"""
 import sys
 from dssesign.trust import read_trust_root
-from dssesign.predicates import prepare_predicate
+from dssesign.intoto.predicates import prepare_predicate
 read_trust_root({str(root)!r})
 for name, kind in (("cyclonedx-1.6.json", "cyclonedx"), ("slsa-provenance-v1.json",
         "slsaprovenance1"), ("openvex.json", "openvex")):

@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from dssesign.core.keys import ALGORITHMS, PublicKey, algorithm_of, get_algorithm, load_public_key
 from dssesign.errors import KeyFormatError
-from dssesign.keys import ALGORITHMS, PublicKey, algorithm_of, get_algorithm, load_public_key
 from dssesign.profiles.software import SoftwareSigner
 
 from .conftest import ALL_ALGORITHMS, signer_for

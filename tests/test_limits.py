@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dssesign._json import loads_strict
+from dssesign._internal.strict_json import loads_strict
 from dssesign.errors import InputError
+from dssesign.intoto.statement import validate_statement
 from dssesign.limits import DEFAULT_LIMITS, LIMITS_ENV, Limits
-from dssesign.statement import validate_statement
 
 
 def test_the_environment_changes_named_bounds_and_refuses_anything_else() -> None:

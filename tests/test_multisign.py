@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from dssesign.dsse import pae
+from dssesign.core.dsse import pae
 from dssesign.errors import ConfigError, SigningError
-from dssesign.multisign import MultiProfileSigner, SigningRecord, envelope_keyid
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.signer import Signer
+from dssesign.sign.multisign import MultiProfileSigner, SigningRecord, envelope_keyid
+from dssesign.sign.signer import Signer
 
 from .conftest import ALL_ALGORITHMS, DelegatingSigner, signer_for
 

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from dssesign import predicates
 from dssesign.errors import InputError, PredicateError
-from dssesign.predicates import (
+from dssesign.intoto import _schemas, predicates
+from dssesign.intoto.predicates import (
     CUSTOM_URI,
     CYCLONEDX_URI,
     OPENVEX_URI,
@@ -95,10 +95,10 @@ def assert_refused_at(type_uri: str, predicate: object, path: str, *fragments: s
 
 def _clear_schema_caches() -> None:
     for cached in (
-        predicates._schema_dir,
-        predicates._bundled_schemas,
-        predicates._schema_registry,
-        predicates._bundled,
+        _schemas._schema_dir,
+        _schemas._bundled_schemas,
+        _schemas._schema_registry,
+        _schemas._bundled,
     ):
         cached.cache_clear()
 
@@ -704,7 +704,7 @@ def test_spdx_validation_leaves_the_predicate_untouched() -> None:
 
 
 def test_missing_sbom_libraries_are_an_error_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dssesign import _spdx
+    from dssesign.intoto import _spdx
 
     for cached in (predicates._cyclonedx_schema, _spdx._licensing):
         cached.cache_clear()
@@ -804,10 +804,10 @@ def test_schema_files_are_draft_2020_12_and_documented() -> None:
 
 
 def test_schemas_come_from_the_source_tree_in_an_editable_install() -> None:
-    search = predicates._schema_search_path()
+    search = _schemas._schema_search_path()
     assert Path(str(search[0])).parts[-2:] == ("dssesign", "_predicates")
     assert Path(str(search[1])) == SCHEMA_DIR
-    assert Path(str(predicates._schema_dir())) == SCHEMA_DIR
+    assert Path(str(_schemas._schema_dir())) == SCHEMA_DIR
 
 
 @pytest.fixture
@@ -826,14 +826,14 @@ def test_schemas_load_from_the_wheel_layout_first(
     marked = json.loads((packaged / "test-result-v0.1.schema.json").read_text(encoding="utf-8"))
     marked["properties"]["result"] = {"enum": ["FROM_WHEEL"]}
     (packaged / "test-result-v0.1.schema.json").write_text(json.dumps(marked), encoding="utf-8")
-    monkeypatch.setattr(predicates, "_schema_search_path", lambda: [packaged, SCHEMA_DIR])
+    monkeypatch.setattr(_schemas, "_schema_search_path", lambda: [packaged, SCHEMA_DIR])
     validate_predicate(TEST_RESULT_URI, {"result": "FROM_WHEEL", "configuration": []})
     assert_refused_at(TEST_RESULT_URI, load("test-result-v0.1.json"), "$.result", "FROM_WHEEL")
 
 
 @pytest.mark.usefixtures("fresh_schema_caches")
 def test_missing_schemas_fail_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(predicates, "_schema_search_path", lambda: [tmp_path / "nothing"])
+    monkeypatch.setattr(_schemas, "_schema_search_path", lambda: [tmp_path / "nothing"])
     with pytest.raises(RuntimeError, match="predicate schemas not found"):
         validate_predicate(SLSA_PROVENANCE_V1_URI, slsa())
 

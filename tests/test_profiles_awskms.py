@@ -17,13 +17,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from dssesign.dsse import pae
+from dssesign.core.dsse import pae
 from dssesign.errors import ConfigError, SigningError
-from dssesign.multisign import MultiProfileSigner
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.profiles import awskms
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.signer import SignerOptions, load_signer
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import SignerOptions, load_signer
 from dssesign.trust import TrustedKey
 from dssesign.verify import verify
 
@@ -228,7 +228,7 @@ def test_error_text_never_carries_credentials() -> None:
 def test_registering_the_scheme_does_not_import_boto3() -> None:
     code = (
         "import sys\n"
-        "from dssesign import signer\n"
+        "from dssesign.sign import signer\n"
         "signer._ensure_builtin_profiles()\n"
         "assert 'awskms:' in signer.registered_schemes()\n"
         "loaded = [m for m in ('boto3', 'botocore') if m in sys.modules]\n"

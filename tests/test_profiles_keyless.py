@@ -16,13 +16,13 @@ import sigstore.oidc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from dssesign.canonical import canonicalize
-from dssesign.dsse import pae
+from dssesign.core.canonical import canonicalize
+from dssesign.core.dsse import pae
+from dssesign.core.keys import ECDSA_P256
 from dssesign.errors import ConfigError, DssesignError, SigningError
-from dssesign.keys import ECDSA_P256
-from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.keyless import TOKEN_ENV, TRUST_CONFIG_ENV, KeylessSigner, parse_pae
-from dssesign.signer import SignerOptions, load_signer
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import SignerOptions, load_signer
 
 from .conftest import signer_for
 from .sigstore_instance import SigstoreInstance
@@ -352,7 +352,7 @@ def test_bad_trust_configs_are_config_errors(
 
 def test_registering_the_profile_does_not_import_sigstore() -> None:
     code = (
-        "import sys, dssesign.signer as s; s._ensure_builtin_profiles(); "
+        "import sys, dssesign.sign.signer as s; s._ensure_builtin_profiles(); "
         "assert 'keyless' in s.registered_schemes(); "
         "assert not [m for m in sys.modules if m.split('.')[0] in ('sigstore', 'requests')]"
     )

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from securesystemslib.signer import Signature as SslibSignature
 from securesystemslib.signer import SSlibKey
 
+from dssesign.core.keys import pss_padding
 from dssesign.errors import ConfigError, SigningError
-from dssesign.keys import pss_padding
-from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles import pkcs11 as p11
-from dssesign.signer import SignerOptions, load_signer
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import SignerOptions, load_signer
 
 from .softhsm import (
     ALGORITHMS,

@@ -17,7 +17,7 @@ from dssesign.profiles.software import (
     path_of_reference,
     write_keypair,
 )
-from dssesign.signer import SignerOptions, load_signer
+from dssesign.sign.signer import SignerOptions, load_signer
 
 from .conftest import ALL_ALGORITHMS, dsse_vectors, signer_for
 
@@ -89,7 +89,7 @@ def test_ecdsa_is_rfc6979_official_dsse_vector() -> None:
     private = ec.derive_private_key(int(vector["private_d"]), ec.SECP256R1())
     signer = SoftwareSigner(private)
     assert signer.keyid == vector["public_key_spki_sha256_hex"]
-    from dssesign.dsse import Envelope
+    from dssesign.core.dsse import Envelope
 
     envelope = Envelope.from_dict(vector["envelope"])
     import base64

@@ -24,14 +24,14 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from dssesign.dsse import pae
+from dssesign.core.dsse import pae
+from dssesign.core.keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096
 from dssesign.errors import ConfigError, SigningError
-from dssesign.keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096
-from dssesign.multisign import MultiProfileSigner
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.profiles import vault
 from dssesign.profiles.vault import VaultConfig, VaultRef, parse_reference
-from dssesign.signer import SignerOptions, load_signer
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.signer import SignerOptions, load_signer
 from dssesign.trust import Policy, TrustedKey, TrustRoot
 from dssesign.verify import verify
 
@@ -200,7 +200,7 @@ def test_config_from_environment(tmp_path: Path) -> None:
 
 def test_importing_the_profile_does_not_import_hvac() -> None:
     code = (
-        "import sys; from dssesign.signer import _ensure_builtin_profiles as e; e(); "
+        "import sys; from dssesign.sign.signer import _ensure_builtin_profiles as e; e(); "
         "print(sorted(m for m in ('hvac', 'requests') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -7,7 +7,13 @@ import pytest
 
 from dssesign.errors import ConfigError, InputError
 from dssesign.profiles.software import write_keypair
-from dssesign.signer import Signer, SignerOptions, load_signer, register_scheme, registered_schemes
+from dssesign.sign.signer import (
+    Signer,
+    SignerOptions,
+    load_signer,
+    register_scheme,
+    registered_schemes,
+)
 
 from .conftest import DelegatingSigner, signer_for
 
@@ -82,7 +88,7 @@ def test_a_third_party_backend_plugs_in_through_the_entry_point_group(tmp_path: 
     (info / "entry_points.txt").write_text("[dssesign.signers]\ndummy = dummy_signer:load\n")
     script = (
         "import sys\n"
-        "from dssesign.signer import load_signer, registered_schemes\n"
+        "from dssesign.sign.signer import load_signer, registered_schemes\n"
         "assert 'dummy:' in registered_schemes(), registered_schemes()\n"
         "signer = load_signer('dummy:key-1')\n"
         "assert signer.reference == 'dummy:key-1' and len(signer.sign(b'x')) == 64\n"
@@ -102,7 +108,7 @@ def test_loading_a_file_key_imports_no_other_backend(tmp_path: Path) -> None:
     write_keypair(generate("ed25519"), tmp_path / "k", password=None)
     script = (
         "import sys\n"
-        "from dssesign.signer import load_signer\n"
+        "from dssesign.sign.signer import load_signer\n"
         f"load_signer({str(tmp_path / 'k.key')!r})\n"
         "print(sorted(m for m in sys.modules if m.startswith('dssesign.profiles.')))\n"
     )

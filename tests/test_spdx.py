@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dssesign.errors import PredicateError
-from dssesign.predicates import SPDX_URI, validate_predicate
+from dssesign.intoto.predicates import SPDX_URI, validate_predicate
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "predicates" / "spdx-2.3.json"
 
@@ -191,7 +191,7 @@ def test_stricter_than_spdx_tools_where_the_spec_is_plain() -> None:
 
 def test_ten_thousand_packages_are_checked_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each reference is one lookup: count the id-index builds and the reference checks."""
-    from dssesign import _spdx
+    from dssesign.intoto import _spdx
 
     document = _document()
     template = document["packages"][1]

@@ -17,29 +17,31 @@ import rich.progress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dssesign import statement as stmt_mod
-from dssesign.canonical import canonicalize
+from dssesign.core.canonical import canonicalize
 from dssesign.errors import ConfigError, InputError, StatementError
-from dssesign.limits import Limits
-from dssesign.statement import (
+from dssesign.intoto import subjects as subjects_mod
+from dssesign.intoto.statement import (
     KNOWN_DIGEST_ALGORITHMS,
     PAYLOAD_TYPE,
     STATEMENT_TYPE_V01,
     STATEMENT_TYPE_V1,
     ResourceDescriptor,
     build_statement,
-    digest_file,
     parse_statement,
-    parse_subject_arg,
     statement_payload,
-    subject_from_digest,
-    subject_from_file,
     validate_statement,
 )
+from dssesign.intoto.subjects import (
+    digest_file,
+    parse_subject_arg,
+    subject_from_digest,
+    subject_from_file,
+)
+from dssesign.limits import Limits
 
 SHA256_A = "a" * 64
 SHA256_B = "b" * 64
-BUF = stmt_mod._BUFFER_SIZE
+BUF = subjects_mod._BUFFER_SIZE
 
 #: Hex length that every known algorithm accepts in a well-formed digest.
 GOOD_HEX = {
@@ -282,7 +284,7 @@ def test_digest_file_permission_denied_mapping(
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(stmt_mod, "open", denied, raising=False)
+    monkeypatch.setattr(subjects_mod, "open", denied, raising=False)
     assert "permission denied" in str(_read_error(path))
 
 

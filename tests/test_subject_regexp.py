@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dssesign import _subject_regexp as sr
 from dssesign import trust as tr
+from dssesign._internal import subject_regexp as sr
 from dssesign.trust import IdentityRule
 
 from .test_trustroot import ISSUER, load_doc, refused, sigstore_doc
@@ -134,7 +134,7 @@ def test_verify_identity_policy_with_a_hostile_san() -> None:
     pytest.importorskip("sigstore")
     from sigstore.errors import VerificationError as SigstoreVerificationError
 
-    from dssesign import bundle_verify as bv
+    from dssesign.verify import bundles as bv
 
     identities = [{"issuer": ISSUER, "subjectRegExp": text} for text in CATASTROPHIC]
     root = load_doc(sigstore_doc(*identities))

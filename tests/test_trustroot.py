@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssesign import trust as tr
-from dssesign.dsse import Envelope, Signature, b64encode, pae
+from dssesign.core.dsse import Envelope, Signature, b64encode, pae
+from dssesign.core.keys import ALGORITHMS
 from dssesign.errors import ConfigError, InputError, SigningError, VerificationError
-from dssesign.keys import ALGORITHMS
-from dssesign.multisign import MultiProfileSigner
 from dssesign.profiles.software import SoftwareSigner
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import TrustRoot, TrustRootError
 
 from .conftest import DelegatingSigner, signer_for

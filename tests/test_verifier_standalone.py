@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dssesign import trust as tr
-from dssesign.bundles import keyed_bundle
-from dssesign.multisign import MultiProfileSigner
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.intoto.statement import PAYLOAD_TYPE
+from dssesign.sign.bundles import keyed_bundle
+from dssesign.sign.multisign import MultiProfileSigner
 
 from .conftest import signer_for
 
@@ -53,6 +53,6 @@ print("\\n".join(sorted(m for m in sys.modules if m.startswith("dssesign"))))
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     loaded = run.stdout.split()
-    assert "dssesign.bundle_verify" in loaded  # the bundles really were verified
+    assert "dssesign.verify.bundles" in loaded  # the bundles really were verified
     signing = [name for name in loaded if "." in name and name.split(".")[1].lstrip("_") in SIGNING]
     assert signing == [], signing

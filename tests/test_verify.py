@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 
 from dssesign import trust as trustroot
-from dssesign import verify as verify_module
-from dssesign.dsse import Envelope, Signature, pae
+from dssesign.core.dsse import Envelope, Signature, pae
 from dssesign.errors import VerificationError
-from dssesign.multisign import MultiProfileSigner
+from dssesign.intoto.statement import PAYLOAD_TYPE, STATEMENT_TYPE_V01, STATEMENT_TYPE_V1
 from dssesign.profiles.software import SoftwareSigner
-from dssesign.statement import PAYLOAD_TYPE, STATEMENT_TYPE_V01, STATEMENT_TYPE_V1
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import Policy, Revocation, TrustedKey, TrustRoot, TypePolicy
 from dssesign.verify import (
     CODES,
@@ -34,6 +33,7 @@ from dssesign.verify import (
     failure_report,
     verify,
 )
+from dssesign.verify import _inputs as verify_inputs
 
 from .conftest import ALL_ALGORITHMS, signer_for
 
@@ -585,7 +585,7 @@ def test_internal_errors_are_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*_: object, **__: object) -> object:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(verify_module, "parse_statement", explode)
+    monkeypatch.setattr(verify_inputs, "parse_statement", explode)
     error = refused(signed([signer]), make_root([signer]))
     assert error.code == Code.INTERNAL
     assert "RuntimeError" in str(error)
@@ -681,7 +681,7 @@ def test_legacy_cosign_envelope_with_empty_keyid_verifies() -> None:
 
 
 def test_cosign_type_names_in_the_docs_match_the_registry() -> None:
-    from dssesign.predicates import resolve_predicate_type
+    from dssesign.intoto.predicates import resolve_predicate_type
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cosign.md").read_text()
     rows = [

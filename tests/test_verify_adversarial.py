@@ -31,12 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dssesign import trust as trustroot
-from dssesign.dsse import Envelope, Signature
+from dssesign.core.dsse import Envelope, Signature
+from dssesign.core.keys import PublicKey
 from dssesign.errors import VerificationError
-from dssesign.keys import PublicKey
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.limits import Limits
 from dssesign.profiles.software import SoftwareSigner, generate
-from dssesign.statement import PAYLOAD_TYPE
 from dssesign.trust import Revocation, TrustRoot
 from dssesign.verify import CODES, Code, verify
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter
 
-from dssesign._workers import Workers
+from dssesign._internal.workers import Workers
 
 
 def _alive(name: str) -> list[threading.Thread]:

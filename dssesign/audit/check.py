@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .._json import loads_strict
-from .._lock import DEFAULT_LOCK_TIMEOUT, flock_within
-from ..canonical import MAX_SAFE_INTEGER, canonicalize
+from .._internal.lock import DEFAULT_LOCK_TIMEOUT, flock_within
+from .._internal.strict_json import loads_strict
+from ..core.canonical import MAX_SAFE_INTEGER, canonicalize
+from ..core.keys import PublicKey
 from ..errors import CanonicalizationError, InputError, LockTimeoutError
-from ..keys import PublicKey
 from .checkpoint import Checkpoint
 from .display import _excerpt
 from .records import _MAX_LINE, GENESIS, MAX_LOG_BYTES, SIDECAR_SUFFIX

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..canonical import MAX_SAFE_INTEGER, canonicalize
-from ..dsse import pae
+from ..core.canonical import MAX_SAFE_INTEGER, canonicalize
+from ..core.dsse import pae
 from ..errors import InputError
 from .records import CHECKPOINT_PAYLOAD_TYPE
 

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, Final
 
-from .._text import escape_controls
+from .._internal.text import escape_controls
 
 # --- display ---------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from ..canonical import canonicalize
-from ..multisign import SigningContext, SigningRecord
-from ..signer import redacted_reference
+from ..core.canonical import canonicalize
+from ..sign.multisign import SigningContext, SigningRecord
+from ..sign.signer import redacted_reference
 
 CHECKPOINT_PAYLOAD_TYPE: Final = "application/vnd.dssesign.audit-checkpoint+json"
 #: `prev` of the first record.
@@ -47,7 +47,7 @@ def default_actor() -> str:
 
 
 def redact_reference(reference: str) -> str:
-    """A key reference fit for a record: `dssesign.signer.redacted_reference`, an allow-list.
+    """A key reference fit for a record: `dssesign.sign.signer.redacted_reference`, an allow-list.
 
     Only the scheme and attributes known to hold no secret survive; pkcs11 URIs also lose
     ``pin-source``; URL user info, fragments and every other attribute are dropped.
@@ -120,7 +120,7 @@ _ENCODER: Final = json.JSONEncoder(
 
 def _encode(record: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of a record. With no floats and ASCII keys, sorted compact `json.dumps`
-    output already is JCS (see `dssesign.canonical`); anything else takes `canonicalize`."""
+    output already is JCS (see `dssesign.core.canonical`); anything else takes `canonicalize`."""
     if _plain(record):
         try:
             return _ENCODER.encode(record).encode("utf-8")

@@ -15,14 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .._fileio import atomic_write
-from .._json import loads_strict
-from .._lock import DEFAULT_LOCK_TIMEOUT, check_timeout, flock_within
-from ..canonical import canonicalize
-from ..dsse import pae
+from .._internal.fileio import atomic_write
+from .._internal.lock import DEFAULT_LOCK_TIMEOUT, check_timeout, flock_within
+from .._internal.strict_json import loads_strict
+from ..core.canonical import canonicalize
+from ..core.dsse import pae
 from ..errors import AuditError, CanonicalizationError, InputError
-from ..multisign import RecordHook, SigningContext, SigningRecord
-from ..signer import Signer
+from ..sign.multisign import RecordHook, SigningContext, SigningRecord
+from ..sign.signer import Signer
 from .checkpoint import Checkpoint
 from .records import (
     _MAX_LINE,

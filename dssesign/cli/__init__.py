@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BaseException, *, prefix: str = "") -> None:
     if os.environ.get("DSSESIGN_DEBUG") == "1":
         traceback.print_exc()
-    from .._text import escape_controls
+    from .._internal.text import escape_controls
 
     text = escape_controls(" ".join(str(exc).split()) or type(exc).__name__)
     print(f"error: {prefix}{text}", file=sys.stderr)

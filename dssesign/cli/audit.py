@@ -21,7 +21,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
-    from ..multisign import SigningContext
+    from ..sign.multisign import SigningContext
 
 AUDIT_PASSWORD_ENV = "DSSESIGN_AUDIT_KEY_PASSWORD"  # noqa: S105 - a variable's name
 ACTOR_ENV = "DSSESIGN_ACTOR"
@@ -101,9 +101,9 @@ def open_audit_log(args: argparse.Namespace) -> AuditLog | None:
     written stops the command before anything is signed or changed. A lock another process
     holds on the log is waited for at most `--timeout` seconds (when the command has one).
     """
-    from .._lock import DEFAULT_LOCK_TIMEOUT, check_timeout
+    from .._internal.lock import DEFAULT_LOCK_TIMEOUT, check_timeout
     from ..audit import AuditLog, default_actor
-    from ..signer import SignerOptions, load_signer
+    from ..sign.signer import SignerOptions, load_signer
 
     path = getattr(args, "audit_log", None) or os.environ.get(AUDIT_LOG_ENV)
     key = getattr(args, "audit_key", None) or os.environ.get(AUDIT_KEY_ENV)
@@ -143,7 +143,7 @@ def signing_context(
     import uuid
 
     from ..audit import default_actor
-    from ..multisign import SigningContext
+    from ..sign.multisign import SigningContext
 
     operation_id = getattr(args, "operation_id", None)
     if operation_id:
@@ -183,11 +183,11 @@ def record_load_failure(
 
     `log`: an audit log the command opened already (left open); else the one the options name,
     opened and closed here. The reference is recorded in its allow-listed form
-    (`dssesign.signer.redacted_reference`): a refused reference's PIN-like attributes never
+    (`dssesign.sign.signer.redacted_reference`): a refused reference's PIN-like attributes never
     reach the log.
     """
     from ..audit import AuditError, profile_of
-    from ..signer import redacted_reference
+    from ..sign.signer import redacted_reference
 
     own = log is None
     if log is None:
@@ -319,7 +319,7 @@ def record_trust_change(
     """
     import uuid
 
-    from .._fileio import read_bounded
+    from .._internal.fileio import read_bounded
     from ..errors import InputError
     from ..trust import MAX_TRUST_ROOT_BYTES
 
@@ -344,10 +344,10 @@ def record_trust_change(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .._fileio import read_bounded
-    from .._text import escape_controls
+    from .._internal.fileio import read_bounded
+    from .._internal.text import escape_controls
     from ..audit import printable_json, verify_log
-    from ..keys import load_public_key
+    from ..core.keys import load_public_key
 
     keys = [
         load_public_key(read_bounded(p, limit=1 << 20, what="audit key"), source=p)
@@ -392,7 +392,7 @@ def _cell(value: object) -> str:
     bidi override or line separator reaches the terminal, and no type makes the row fail."""
     import json
 
-    from .._text import escape_controls
+    from .._internal.text import escape_controls
 
     if value is None:
         return "-"
@@ -420,7 +420,7 @@ def _row(r: dict[str, Any]) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .._text import escape_controls
+    from .._internal.text import escape_controls
     from ..audit import Entry, printable_json, read_records
 
     since = _parse_since(args.since) if args.since else None

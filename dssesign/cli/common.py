@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._fileio import NamedPath, OutputSet, read_bounded
+from .._internal.fileio import NamedPath, OutputSet, read_bounded
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from ..keys import PublicKey
+    from ..core.keys import PublicKey
 
 AUDIT_LOG_ENV = "DSSESIGN_AUDIT_LOG"
 AUDIT_KEY_ENV = "DSSESIGN_AUDIT_KEY"
@@ -291,7 +291,7 @@ def file_progress(path: str) -> Iterator[Callable[[int, int | None], None] | Non
         TransferSpeedColumn,
     )
 
-    from .._text import escape_controls
+    from .._internal.text import escape_controls
 
     columns = (
         TextColumn("[progress.description]{task.description}"),

@@ -61,7 +61,7 @@ def register(commands: Any) -> None:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from ..keys import get_algorithm
+    from ..core.keys import get_algorithm
     from ..profiles import pkcs11
 
     algorithm = get_algorithm(args.algorithm)

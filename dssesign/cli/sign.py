@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._fileio import read_bounded
+from .._internal.fileio import read_bounded
 from ..errors import ConfigError, InputError, PredicateError
 from ..limits import DEFAULT_LIMITS
 from .audit import add_audit_options
@@ -27,10 +27,10 @@ from .common import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .._fileio import OutputSet
+    from .._internal.fileio import OutputSet
     from ..audit import AuditLog
-    from ..multisign import SigningContext, SigningResult
-    from ..signer import Signer, SignerOptions
+    from ..sign.multisign import SigningContext, SigningResult
+    from ..sign.signer import Signer, SignerOptions
 
 #: Environment variable the keyless profile reads the OIDC identity token from.
 OIDC_TOKEN_ENV = "DSSESIGN_OIDC_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -38,7 +38,7 @@ _MAX_TOKEN_FILE = 64 * 1024
 
 
 def register(commands: Any) -> None:
-    from ..keys import ALGORITHMS
+    from ..core.keys import ALGORITHMS
 
     keygen = commands.add_parser("keygen", help="generate a software key pair")
     keygen.add_argument(
@@ -175,7 +175,7 @@ def signer_options(args: argparse.Namespace) -> SignerOptions:
     """Secrets and instance settings for the key loaders, from files or the environment."""
     from pathlib import Path
 
-    from ..signer import SignerOptions
+    from ..sign.signer import SignerOptions
 
     token = None
     token_file = getattr(args, "identity_token_file", None)
@@ -199,7 +199,7 @@ def signer_options(args: argparse.Namespace) -> SignerOptions:
 
 
 def load_signers(args: argparse.Namespace) -> list[Signer]:
-    from ..signer import load_signer
+    from ..sign.signer import load_signer
 
     options = signer_options(args)
     return [load_signer(ref, options) for ref in args.key]
@@ -212,7 +212,7 @@ def _load_signers_audited(
 
     Warns on stderr about each key that can leave its device (`exportable`).
     """
-    from ..signer import load_signer
+    from ..sign.signer import load_signer
     from .audit import record_load_failure
 
     options = signer_options(args)
@@ -229,7 +229,7 @@ def _load_signers_audited(
 
 
 def _warn_exportable(signers: list[Signer]) -> None:
-    from ..multisign import is_exportable
+    from ..sign.multisign import is_exportable
 
     for signer in signers:
         if is_exportable(signer):
@@ -242,9 +242,9 @@ def _warn_exportable(signers: list[Signer]) -> None:
 
 
 def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from .._json import loads_strict
-    from ..predicates import prepare_predicate
-    from ..statement import validate_statement
+    from .._internal.strict_json import loads_strict
+    from ..intoto.predicates import prepare_predicate
+    from ..intoto.statement import validate_statement
 
     if getattr(args, "statement", None):
         if args.subject or args.predicate or args.predicate_type:
@@ -267,7 +267,7 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
     except PredicateError as exc:
         raise PredicateError(f"predicate {args.predicate}: {exc}", exc.path) from None
     if not validate:
-        from .._text import escape_controls
+        from .._internal.text import escape_controls
 
         print(
             f"warning: --no-validate: the {escape_controls(type_uri)} predicate in "
@@ -278,7 +278,8 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _finish_statement(args: argparse.Namespace, partial: dict[str, Any]) -> dict[str, Any]:
-    from ..statement import build_statement, parse_subject_arg
+    from ..intoto.statement import build_statement
+    from ..intoto.subjects import parse_subject_arg
 
     if partial.get("_type") is not None:
         return partial
@@ -301,8 +302,8 @@ def _envelope_summary(result: SigningResult) -> dict[str, Any]:
 
 
 def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
-    from ..bundles import is_keyless
-    from ..multisign import is_exportable
+    from ..sign.bundles import is_keyless
+    from ..sign.multisign import is_exportable
 
     item: dict[str, Any] = {
         "keyid": keyid,
@@ -334,8 +335,8 @@ def _sign_and_emit(
     checked here before anything is signed. Nothing is published before the audit records are
     durable; an output that cannot be published after all is recorded as such.
     """
-    from ..bundles import bundle_names, bundle_stem, bundles_for, write_bundles
-    from ..multisign import MultiProfileSigner
+    from ..sign.bundles import bundle_names, bundle_stem, bundles_for, write_bundles
+    from ..sign.multisign import MultiProfileSigner
 
     stem = bundle_stem(args.out)
     if bundle_dir is not None:
@@ -415,7 +416,7 @@ def _bundle_dir(args: argparse.Namespace, outputs: OutputSet) -> Path | None:
     """
     if not getattr(args, "bundle_dir", None):
         return None
-    from ..bundles import prepare_bundle_dir
+    from ..sign.bundles import prepare_bundle_dir
 
     return prepare_bundle_dir(args.bundle_dir, outputs)
 
@@ -464,7 +465,7 @@ def _signing_command(
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from ..keys import get_algorithm
+    from ..core.keys import get_algorithm
     from ..profiles import software
 
     algorithm = get_algorithm(args.algorithm)
@@ -495,7 +496,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_attest(args: argparse.Namespace) -> int:
-    from ..statement import PAYLOAD_TYPE, statement_payload
+    from ..intoto.statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
 
@@ -531,7 +532,7 @@ def _check_in_toto_payload(payload: bytes, payload_type: str, source: str) -> di
     A payload type that only differs from the in-toto one by case or parameters is refused:
     other verifiers may take it for in-toto, ours would not.
     """
-    from ..statement import PAYLOAD_TYPE, parse_statement
+    from ..intoto.statement import PAYLOAD_TYPE, parse_statement
 
     if payload_type != PAYLOAD_TYPE:
         base = payload_type.split(";", 1)[0].strip().lower()
@@ -548,7 +549,7 @@ def _check_in_toto_payload(payload: bytes, payload_type: str, source: str) -> di
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
-    from ..statement import statement_payload
+    from ..intoto.statement import statement_payload
 
     with planned_out(args) as outputs:
         statement = _finish_statement(args, _statement_from_args(args))
@@ -561,7 +562,7 @@ def _cmd_statement(args: argparse.Namespace) -> int:
 
 
 def _cmd_public_key(args: argparse.Namespace) -> int:
-    from ..signer import SignerOptions, load_signer
+    from ..sign.signer import SignerOptions, load_signer
 
     with planned_out(args) as outputs:
         public = load_signer(args.key, SignerOptions(password=password(args))).public_key
@@ -571,7 +572,7 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
 
 
 def _cmd_predicate_types(args: argparse.Namespace) -> int:
-    from ..predicates import known_predicate_types
+    from ..intoto.predicates import known_predicate_types
 
     types = known_predicate_types()
     if args.json:

@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._fileio import OutputSet, read_bounded
-from .._lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
+from .._internal.fileio import OutputSet, read_bounded
+from .._internal.lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
 from ..errors import ConfigError
 from .audit import (
     add_trust_audit_options,
@@ -30,7 +30,7 @@ from .common import Parser, add_json, add_password, command_inputs, password, pr
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
-    from ..keys import PublicKey
+    from ..core.keys import PublicKey
     from ..trust import TrustRoot
 
 _MAX_PEM = 64 * 1024
@@ -181,7 +181,7 @@ def _add_update_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _public_key(path: str) -> PublicKey:
-    from ..keys import load_public_key
+    from ..core.keys import load_public_key
 
     return load_public_key(read_bounded(path, limit=_MAX_PEM, what="public key"), source=path)
 
@@ -383,7 +383,7 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
 
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
-    from ..signer import SignerOptions, load_signer
+    from ..sign.signer import SignerOptions, load_signer
     from ..trust import rotate_key
 
     # Keys are loaded (a KMS or HSM may be slow) before the trust root is locked.
@@ -423,7 +423,7 @@ def _cmd_set_root_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
-    from .._json import loads_strict
+    from .._internal.strict_json import loads_strict
     from ..trust import MAX_TRUST_ROOT_BYTES, set_sigstore_root
 
     data = read_bounded(args.trusted_root, limit=MAX_TRUST_ROOT_BYTES, what="trusted root")

@@ -15,7 +15,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..keys import PublicKey
+    from ..core.keys import PublicKey
     from ..profiles.vault import VaultRef
 
 _URI_HELP = (

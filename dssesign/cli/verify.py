@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._fileio import read_bounded
+from .._internal.fileio import read_bounded
 from ..errors import ConfigError, DssesignError, VerificationError
 from .common import add_json, print_json
 
@@ -92,7 +92,7 @@ def load_trust_root_arg(
     path: str, pins: Sequence[str], previous_path: str | None = None
 ) -> TrustRoot:
     """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one."""
-    from .._json import loads_strict
+    from .._internal.strict_json import loads_strict
     from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
@@ -115,8 +115,8 @@ def load_trust_root_arg(
 
 def _read_accepted(path: str) -> TrustRoot:
     """A trust root this site accepted earlier, kept plain or as the signed envelope it came in."""
-    from .._json import loads_strict
-    from ..dsse import Envelope
+    from .._internal.strict_json import loads_strict
+    from ..core.dsse import Envelope
     from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root
 
     data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="previous trust root")
@@ -217,7 +217,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     at = parse_time(args.at, what="--at") if args.at is not None else None
     predicate_type = None
     if args.predicate_type is not None:
-        from ..predicates import resolve_predicate_type
+        from ..intoto.predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
     try:
@@ -236,7 +236,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     artifacts = tuple(args.artifact)
     if len(paths) > 1 and artifacts:
         # Hash each artifact once, not once per envelope.
-        from ..statement import digest_file
+        from ..intoto.subjects import digest_file
 
         digests += [f"sha256:{digest_file(a)['sha256']}" for a in artifacts]
         artifacts = ()
@@ -257,7 +257,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> int:
-    from .._text import escape_controls as safe
+    from .._internal.text import escape_controls as safe
 
     if json_output:
         print_json(report)
@@ -350,9 +350,9 @@ def _read_or_empty(path: str) -> bytes:
 def _is_bundle(data: bytes) -> bool:
     if b"mediaType" not in data:
         return False
-    from .._json import loads_strict
-    from ..bundle_verify import is_bundle_document
+    from .._internal.strict_json import loads_strict
     from ..errors import InputError
+    from ..verify.bundles import is_bundle_document
 
     try:
         document = loads_strict(data, what="input")
@@ -416,7 +416,7 @@ def _report_many(
                 reports.append(report)
             elif code:
                 failed += 1
-                from .._text import escape_controls as safe
+                from .._internal.text import escape_controls as safe
 
                 print(
                     f"FAIL {safe(report['envelope'])}: [{report['code']}] {safe(report['message'])}"

@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._json import loads_strict
-from ..bundle_verify import is_bundle_document, parse_bundle
-from ..bundles import BUNDLE_SUFFIX, bundle_stem
-from ..dsse import Envelope
+from .._internal.strict_json import loads_strict
+from ..core.dsse import Envelope
 from ..errors import ConfigError, DssesignError, InputError, VerificationError
 from ..limits import DEFAULT_LIMITS
+from ..sign.bundles import BUNDLE_SUFFIX, bundle_stem
 from ..trust import (
     MAX_TRUST_ROOT_BYTES,
     TrustRoot,
@@ -26,6 +25,7 @@ from ..trust import (
     load_trust_root,
     verify_signed_trust_root,
 )
+from ..verify.bundles import is_bundle_document, parse_bundle
 from .layout import (
     _O_CLOEXEC,
     KIT_MEDIA_TYPE,

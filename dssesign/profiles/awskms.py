@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.keys import ECDSA_P256, ECDSA_P384, RSA_PSS_3072, RSA_PSS_4096, Algorithm, PublicKey
 from ..errors import (
     ConfigError,
     DssesignError,
@@ -33,8 +34,7 @@ from ..errors import (
     MissingDependencyError,
     SigningError,
 )
-from ..keys import ECDSA_P256, ECDSA_P384, RSA_PSS_3072, RSA_PSS_4096, Algorithm, PublicKey
-from ..signer import SignerOptions, register_scheme
+from ..sign.signer import SignerOptions, register_scheme
 from ._remote import clip as _clip
 from ._remote import query_params, seconds
 

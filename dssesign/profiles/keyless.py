@@ -26,10 +26,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
-from .._fileio import read_bounded
+from .._internal.fileio import read_bounded
+from ..core.certificates import certificate_sans
+from ..core.keys import Algorithm, PublicKey
 from ..errors import ConfigError, DssesignError, MissingDependencyError, SigningError
-from ..keys import Algorithm, PublicKey
-from ..signer import SignerOptions, register_word
+from ..sign.signer import SignerOptions, register_word
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
@@ -356,8 +357,6 @@ def _describe(exc: BaseException, secret: str) -> str:
 
 
 def _san(certificate: x509.Certificate) -> str:
-    from ..bundle_verify import certificate_sans  # noqa: PLC0415 - the verifier's own reading
-
     names = certificate_sans(certificate)
     return names[0] if names else ""
 

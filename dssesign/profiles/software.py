@@ -12,10 +12,10 @@ from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
-from .._fileio import NamedPath, OutputSet, read_bounded
+from .._internal.fileio import NamedPath, OutputSet, read_bounded
+from ..core.keys import Algorithm, PublicKey, algorithm_of, get_algorithm, pss_padding
 from ..errors import ConfigError, KeyFormatError
-from ..keys import Algorithm, PublicKey, algorithm_of, get_algorithm, pss_padding
-from ..signer import SignerOptions, register_path_loader
+from ..sign.signer import SignerOptions, register_path_loader
 
 PrivateKeyType: TypeAlias = (
     ed25519.Ed25519PrivateKey

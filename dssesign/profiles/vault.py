@@ -30,10 +30,10 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..core.keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
+from ..core.keys import PublicKey as DsPublicKey
 from ..errors import ConfigError, KeyFormatError, MissingDependencyError, SigningError
-from ..keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
-from ..keys import PublicKey as DsPublicKey
-from ..signer import SignerOptions, register_scheme
+from ..sign.signer import SignerOptions, register_scheme
 from ._remote import query_params, seconds
 
 SCHEME = "hashivault"

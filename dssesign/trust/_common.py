@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
-from .._text import clip
+from .._internal.text import clip
 from ..codes import Code
 from ..errors import (
     ConfigError,

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._fileio import atomic_write, read_bounded
-from .._json import loads_strict
-from ..canonical import canonicalize
+from .._internal.fileio import atomic_write, read_bounded
+from .._internal.strict_json import loads_strict
+from ..core.canonical import canonicalize
+from ..core.keys import PublicKey
 from ..errors import (
     KeyFormatError,
     TrustRootError,
 )
-from ..keys import PublicKey
 from ..limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack

@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..canonical import MAX_SAFE_INTEGER
+from ..core.canonical import MAX_SAFE_INTEGER
+from ..core.keys import PublicKey
 from ..errors import (
     ConfigError,
     TrustRootError,
     VerificationError,
 )
-from ..keys import PublicKey
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     pass
@@ -67,7 +67,7 @@ def add_key(
 ) -> TrustRoot:
     """Trust one more signing key. A key already present (same SPKI) is refused."""
     if not isinstance(public_key, PublicKey):
-        raise ConfigError("public_key must be a dssesign.keys.PublicKey")
+        raise ConfigError("public_key must be a dssesign.core.keys.PublicKey")
     if isinstance(predicate_types, str):
         raise ConfigError("predicate_types must be a sequence of URIs, not one string")
     key = TrustedKey(
@@ -178,7 +178,7 @@ def set_sigstore_root(root: TrustRoot, trusted_root: Mapping[str, Any]) -> Trust
     identities = list(root.keyless.identities) if root.keyless is not None else []
     section = {"trustedRoot": document, "identities": [r.to_json() for r in identities]}
     _parse_sigstore(section)  # the outline first, for a clear message
-    from .._sigstore_root import check_trusted_root  # noqa: PLC0415 - imports sigstore lazily
+    from .sigstore_root import check_trusted_root  # noqa: PLC0415 - imports sigstore lazily
 
     try:
         check_trusted_root(document)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from .._json import member_path
-from .._subject_regexp import SubjectPattern, compile_subject_regexp
-from ..canonical import canonicalize
+from .._internal.strict_json import member_path
+from .._internal.subject_regexp import SubjectPattern, compile_subject_regexp
+from ..core.canonical import canonicalize
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     pass
@@ -115,7 +115,7 @@ def check_subject_regexp(text: str) -> SubjectPattern:
     At most MAX_REGEXP_CHARS characters of Python regular-expression syntax. RE2 matches in
     time linear in the SAN whatever the expression, so no shape is refused for speed; what RE2
     cannot do or would read unlike Python is (back-references, look-around, ``$`` before the
-    end, ``\\b``...: see `dssesign._subject_regexp`).
+    end, ``\\b``...: see `dssesign._internal.subject_regexp`).
     """
     if not isinstance(text, str) or not text:
         raise ValueError("must be a non-empty string")

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..keys import PublicKey
+from ..core.keys import PublicKey
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     pass

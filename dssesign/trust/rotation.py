@@ -6,18 +6,18 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..canonical import canonicalize
-from ..dsse import pae
+from ..core.canonical import canonicalize
+from ..core.dsse import pae
+from ..core.keys import PublicKey
 from ..errors import (
     CanonicalizationError,
     ConfigError,
     SigningError,
     TrustRootError,
 )
-from ..keys import PublicKey
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    from ..signer import Signer
+    from ..sign.signer import Signer
 
 from ._common import HANDOVER_PAYLOAD_TYPE, _now, format_time
 from .edit import _bump, _key_index
@@ -69,7 +69,7 @@ def rotate_key(
     if root.rotation_from(old.keyid) is not None:
         raise TrustRootError(f"key {old.keyid} was already rotated", "$.rotations")
     if not isinstance(to_public_key, PublicKey):
-        raise ConfigError("to_public_key must be a dssesign.keys.PublicKey")
+        raise ConfigError("to_public_key must be a dssesign.core.keys.PublicKey")
     if root.key(to_public_key.keyid) is not None:
         raise TrustRootError(f"key {to_public_key.keyid} is already in the trust root", "$.keys")
     deadline = moment + timedelta(days=transition_days)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .._json import json_path
-from ..canonical import MAX_SAFE_INTEGER, canonicalize
+from .._internal.strict_json import json_path
+from ..core.canonical import MAX_SAFE_INTEGER, canonicalize
+from ..core.keys import PublicKey
 from ..errors import (
     CanonicalizationError,
 )
-from ..keys import PublicKey
 from ..limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack

@@ -8,8 +8,8 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
-from .._json import json_path
-from .._schema import CompiledSchema, SchemaFailure
+from .._internal.schema import CompiledSchema, SchemaFailure
+from .._internal.strict_json import json_path
 from ..errors import (
     TrustRootError,
 )

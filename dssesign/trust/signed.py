@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .._json import loads_strict
-from ..dsse import Envelope, Signature, pae
+from .._internal.strict_json import loads_strict
+from ..core.dsse import Envelope, Signature, pae
+from ..core.keys import PublicKey
 from ..errors import (
     ConfigError,
     InputError,
@@ -17,11 +18,10 @@ from ..errors import (
     TrustRootError,
     VerificationError,
 )
-from ..keys import PublicKey
 from ..limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    from ..signer import Signer
+    from ..sign.signer import Signer
 
 from ._common import (
     _KEYID,

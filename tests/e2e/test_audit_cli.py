@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dssesign.audit import AuditLog, read_entries, verify_log
-from dssesign.keys import load_public_key
+from dssesign.core.keys import load_public_key
 from dssesign.profiles.software import load_key_file, write_keypair
 
 from ..conftest import signer_for
@@ -184,7 +184,7 @@ def test_audit_key_without_a_log_is_refused(keys: dict[str, Path], tmp_path: Pat
 WORKER = """
 import sys
 from dssesign.audit import AuditLog
-from dssesign.multisign import MultiProfileSigner, SigningContext
+from dssesign.sign.multisign import MultiProfileSigner, SigningContext
 from dssesign.profiles.software import generate, load_key_file
 
 log_path, audit_key, worker = sys.argv[1], sys.argv[2], sys.argv[3]

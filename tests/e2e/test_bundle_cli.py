@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dssesign.bundles import public_key_hint
-from dssesign.dsse import Envelope, pae
-from dssesign.keys import PublicKey, load_public_key
+from dssesign.core.dsse import Envelope, pae
+from dssesign.core.keys import PublicKey, load_public_key
 from dssesign.profiles.software import write_keypair
-from dssesign.signer import load_signer
+from dssesign.sign.bundles import public_key_hint
+from dssesign.sign.signer import load_signer
 
 from ..conftest import signer_for
 from ..sigstore_instance import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dssesign.dsse import Envelope
-from dssesign.keys import load_public_key
+from dssesign.core.dsse import Envelope
+from dssesign.core.keys import load_public_key
 
 from ..softhsm import (
     E2E,

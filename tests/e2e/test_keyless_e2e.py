@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dssesign import cli
-from dssesign.dsse import Envelope
+from dssesign.core.dsse import Envelope
 
 from ..sigstore_instance import (
     SigstoreInstance,

@@ -23,18 +23,14 @@ from pathlib import Path
 import pytest
 
 from dssesign import cli
-from dssesign.bundles import bundle_stem, bundles_for, write_bundles
-from dssesign.dsse import Envelope
+from dssesign.core.dsse import Envelope
 from dssesign.errors import ConfigError, DssesignError, InputError
+from dssesign.intoto.statement import PAYLOAD_TYPE, build_statement, statement_payload
+from dssesign.intoto.subjects import subject_from_file
 from dssesign.kit import KIT_MEDIA_TYPE, KitManifest, WheelSource, build_kit
 from dssesign.limits import DEFAULT_LIMITS
-from dssesign.multisign import MultiProfileSigner
-from dssesign.statement import (
-    PAYLOAD_TYPE,
-    build_statement,
-    statement_payload,
-    subject_from_file,
-)
+from dssesign.sign.bundles import bundle_stem, bundles_for, write_bundles
+from dssesign.sign.multisign import MultiProfileSigner
 from dssesign.trust import (
     add_key,
     dump_trust_root,

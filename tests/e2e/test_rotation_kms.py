@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dssesign.keys import load_public_key
+from dssesign.core.keys import load_public_key
 from dssesign.trust import format_time, read_trust_root
 
 from ..localstack import (

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from dssesign._fileio import OutputSet, atomic_write
+from dssesign._internal.fileio import OutputSet, atomic_write
 from dssesign.audit import AuditLog, read_records
 from dssesign.errors import ConfigError, InputError
-from dssesign.multisign import MultiProfileSigner, is_exportable
+from dssesign.intoto.statement import PAYLOAD_TYPE, parse_statement
 from dssesign.profiles import pkcs11
 from dssesign.profiles.software import write_keypair
-from dssesign.signer import redacted_reference
-from dssesign.statement import PAYLOAD_TYPE, parse_statement
+from dssesign.sign.multisign import MultiProfileSigner, is_exportable
+from dssesign.sign.signer import redacted_reference
 
 from ..conftest import DelegatingSigner, signer_for
 from .test_cli import ARTIFACT, PROVENANCE, Run, assert_one_line_error, dssesign
@@ -562,7 +562,7 @@ def test_sign_accepts_a_valid_statement_as_is(work: Path) -> None:
     assert run.code == 0, run
     envelope = json.loads((work / "env.json").read_bytes())
     assert envelope["payloadType"] == PAYLOAD_TYPE
-    from dssesign.dsse import Envelope
+    from dssesign.core.dsse import Envelope
 
     signed = Envelope.from_dict(envelope).payload
     assert signed == payload and parse_statement(signed)["predicateType"]

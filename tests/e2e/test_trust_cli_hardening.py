@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dssesign.audit import read_records, verify_log
-from dssesign.keys import PublicKey
+from dssesign.core.keys import PublicKey
 from dssesign.profiles.software import write_keypair
 from dssesign.trust import (
     add_key,
@@ -399,7 +399,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_publish_that_fails_after_the_record_is_recorded_too(
     tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dssesign._fileio import OutputSet
+    from dssesign._internal.fileio import OutputSet
     from dssesign.errors import InputError
 
     setup = Setup(tmp_path)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dssesign.dsse import Envelope
-from dssesign.keys import load_public_key
+from dssesign.core.dsse import Envelope
+from dssesign.core.keys import load_public_key
 
 from ..openbao import OpenBao
 from .test_cli import ATTEST_SLSA, Run, assert_one_line_error, dssesign

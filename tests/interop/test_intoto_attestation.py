@@ -27,16 +27,15 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor as The
 from in_toto_attestation.v1.statement import Statement as TheirStatement
 
 from dssesign.errors import StatementError
-from dssesign.statement import (
+from dssesign.intoto.statement import (
     STATEMENT_TYPE_V1,
     ResourceDescriptor,
     build_statement,
     parse_statement,
     statement_payload,
-    subject_from_digest,
-    subject_from_file,
     validate_statement,
 )
+from dssesign.intoto.subjects import subject_from_digest, subject_from_file
 
 SHA256 = hashlib.sha256(b"artifact").hexdigest()
 PROVENANCE = "https://slsa.dev/provenance/v1"

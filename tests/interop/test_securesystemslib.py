@@ -8,9 +8,9 @@ import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
-from dssesign.dsse import Envelope
-from dssesign.multisign import MultiProfileSigner
+from dssesign.core.dsse import Envelope
 from dssesign.profiles.software import SoftwareSigner
+from dssesign.sign.multisign import MultiProfileSigner
 
 from ..conftest import signer_for
 
@@ -66,7 +66,7 @@ def test_we_read_their_envelopes() -> None:
     ours = Envelope.from_dict(envelope.to_dict())
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from dssesign.keys import PublicKey
+    from dssesign.core.keys import PublicKey
 
     raw = bytes.fromhex(theirs_signer.public_key.keyval["public"])
     key = PublicKey(Ed25519PublicKey.from_public_bytes(raw))

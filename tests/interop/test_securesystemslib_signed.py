@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
+from dssesign.core.keys import PublicKey
 from dssesign.errors import VerificationError
-from dssesign.keys import PublicKey
-from dssesign.statement import PAYLOAD_TYPE
+from dssesign.intoto.statement import PAYLOAD_TYPE
 from dssesign.trust import Policy, TrustedKey, TrustRoot
 from dssesign.verify import Code, verify
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from dssesign.dsse import Envelope, pae
-from dssesign.keys import load_public_key
+from dssesign.core.dsse import Envelope, pae
+from dssesign.core.keys import load_public_key
 from dssesign.profiles.software import write_keypair
 
 from ..conftest import signer_for

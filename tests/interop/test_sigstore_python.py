@@ -21,10 +21,10 @@ from sigstore.verify import Verifier
 from sigstore.verify.policy import AllOf, Identity, OIDCIssuerV2
 from sigstore_models.rekor.v1 import TransparencyLogEntry as _TransparencyLogEntry
 
-from dssesign.canonical import canonicalize
-from dssesign.dsse import pae
+from dssesign.core.canonical import canonicalize
+from dssesign.core.dsse import pae
 from dssesign.profiles.keyless import KeylessSigner
-from dssesign.signer import SignerOptions, load_signer
+from dssesign.sign.signer import SignerOptions, load_signer
 
 from ..sigstore_instance import SigstoreInstance, start_instance
 

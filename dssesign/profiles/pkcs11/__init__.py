@@ -16,7 +16,7 @@ python-pkcs11 is imported lazily, so this module registers the `pkcs11` scheme e
 from __future__ import annotations
 
 from ...errors import TokenNotFound, TokenUnavailable
-from ...signer import register_scheme
+from ...sign.signer import register_scheme
 from .keys import check_protection, find_private_key, key_algorithm, public_key_of
 from .manage import TokenKey, generate_keypair, list_keys, read_public_key
 from .module import Module, find_token, list_tokens, load_module, open_session

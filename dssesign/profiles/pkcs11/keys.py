@@ -6,12 +6,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ...core.keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
+from ...core.keys import PublicKey as DsPublicKey
 from ...errors import (
     ConfigError,
     KeyFormatError,
 )
-from ...keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
-from ...keys import PublicKey as DsPublicKey
 from .module import _p11
 from .uri import (
     _EC_PARAMS_ED25519_NAME,

@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ...core.keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
+from ...core.keys import PublicKey as DsPublicKey
 from ...errors import (
     ConfigError,
     KeyFormatError,
 )
-from ...keys import ECDSA_P256, ECDSA_P384, ED25519, RSA_PSS_3072, RSA_PSS_4096, Algorithm
-from ...keys import PublicKey as DsPublicKey
 from .keys import _attr_or_none, find_private_key, key_algorithm, public_key_of
 from .module import _ckr, _p11, find_token, list_tokens, load_module, open_session
 from .pool import _close_quietly

@@ -10,15 +10,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from ...core.keys import ECDSA_P256, ECDSA_P384, ED25519, Algorithm
+from ...core.keys import PublicKey as DsPublicKey
 from ...errors import (
     ConfigError,
     SigningError,
     TokenNotFound,
     TokenUnavailable,
 )
-from ...keys import ECDSA_P256, ECDSA_P384, ED25519, Algorithm
-from ...keys import PublicKey as DsPublicKey
-from ...signer import SignerOptions
+from ...sign.signer import SignerOptions
 from .keys import check_protection, key_algorithm, public_key_of
 from .module import Module, _ckr, _p11, load_module
 from .pool import SessionPool, _close_quietly

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ConcurrentUpdateError, InputError, LockTimeoutError
+from ..errors import ConcurrentUpdateError, InputError, LockTimeoutError
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from ._text import clip
-from .errors import PredicateError
+from .._internal.text import clip
+from ..errors import PredicateError
 
 _ELEMENT_ID: Final = re.compile(r"SPDXRef-[A-Za-z0-9.\-]+")
 _DOCUMENT_REF: Final = re.compile(r"DocumentRef-[A-Za-z0-9.\-]+")

@@ -11,9 +11,9 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from .canonical import canonicalize
-from .codes import Code
-from .errors import VerificationError
+from ..codes import Code
+from ..core.canonical import canonicalize
+from ..errors import VerificationError
 
 __all__ = ["check_trusted_root", "sigstore_installed", "sigstore_verifier"]
 

@@ -16,19 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, MissingDependencyError
-from .predicates import prepare_predicate
-from .statement import (
+from ..errors import ConfigError, MissingDependencyError
+from ..intoto.predicates import prepare_predicate
+from ..intoto.statement import (
     PAYLOAD_TYPE,
     ResourceDescriptor,
     build_statement,
-    parse_subject_arg,
     statement_payload,
 )
+from ..intoto.subjects import parse_subject_arg
 
 if TYPE_CHECKING:
+    from ..core.dsse import Envelope
     from .bundles import BundleFile
-    from .dsse import Envelope
     from .multisign import RecordHook, SigningContext
     from .signer import Signer, SignerOptions
 

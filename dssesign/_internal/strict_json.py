@@ -9,8 +9,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from .errors import InputError
-from .limits import DEFAULT_LIMITS, Limits, exceeded
+from ..errors import InputError
+from ..limits import DEFAULT_LIMITS, Limits, exceeded
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Paths that name a file descriptor of this process: written in place, whatever is behind them.
 _DESCRIPTOR_PATH = re.compile(

@@ -1,0 +1,1 @@
+"""in-toto Statements v1 and the predicate types dssesign knows (schemas, SPDX checks)."""

@@ -1,0 +1,246 @@
+"""Sigstore bundles: those given with an envelope, and a messageSignature bundle given alone.
+
+`.bundles` (parsing, keyed and keyless checks) is imported only when a bundle is given.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .. import trust as trustroot
+from ..codes import Code
+from ..core.dsse import Envelope
+from ..errors import DssesignError, VerificationError
+from ..intoto.subjects import digest_file
+from ..limits import Limits
+from ..trust import SigstoreTrust, TrustRoot
+from ._index import _Index
+from ._keys import _state_problem
+from ._run import _Run, _Stop
+from .result import CountedIdentity, MatchedSubject, VerificationResult
+
+if TYPE_CHECKING:
+    from .bundles import KeylessSigner as _Signer
+    from .bundles import ParsedBundle
+
+
+def _bundle_stop(position: int | None, exc: VerificationError) -> _Stop:
+    where = "bundle" if position is None else f"bundle {position}"
+    text = str(exc).removeprefix("bundle: ")
+    code = Code(exc.code) if exc.code in Code.__members__ else Code.INTERNAL
+    return _Stop(code, f"{where}: {text}")
+
+
+def _keyless_trust(root: TrustRoot) -> SigstoreTrust:
+    try:
+        trust = root.keyless
+    except trustroot.TrustRootError as exc:
+        raise _Stop(Code.TRUST_ROOT_INVALID, str(exc)) from None
+    if trust is None:
+        raise _Stop(
+            Code.SIGSTORE_NOT_CONFIGURED,
+            "a keyless bundle was given but the trust root has no sigstore section "
+            "(dssesign trust-root set-sigstore-root / add-identity)",
+        )
+    return trust
+
+
+def _verify_bundles(
+    run: _Run,
+    root: TrustRoot,
+    index: _Index,
+    envelope: Envelope,
+    bundles: tuple[object, ...],
+    *,
+    limits: Limits,
+) -> list[_Signer]:
+    """Every bundle must belong to this envelope and verify; keyless signers, once each.
+
+    Belonging: the bundle's DSSE payload and payloadType are the envelope's, byte for byte,
+    and its signature is one of the envelope's signatures (a bundle for any other signature
+    is refused, not ignored). A keyed bundle must verify under a trusted key (its key counts
+    through the envelope's signature, once); a keyless bundle is verified offline against the
+    trust root's Sigstore trusted root and identity rules.
+    """
+    if not bundles:
+        return []
+    from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
+
+    signatures = {s.sig for s in envelope.signatures}
+    trusted_keys = {c.public.spki_der for c in index.candidates}
+    signers: dict[tuple[str, str], _Signer] = {}
+    for position, item in enumerate(bundles):
+        data = bytes(item) if isinstance(item, bytearray | memoryview) else item
+        if not isinstance(data, bytes | str):
+            raise _Stop(Code.INVALID_ARGUMENT, f"bundles[{position}]: expected JSON bytes or str")
+        try:
+            bundle = bundle_verify.parse_bundle(data, limits=limits)
+            if bundle.envelope is None:
+                raise _Stop(
+                    Code.BUNDLE_PAYLOAD_MISMATCH,
+                    f"bundle {position}: a messageSignature bundle signs an artifact, not this "
+                    "envelope's payload",
+                )
+            if (
+                bundle.envelope.payload_type != envelope.payload_type
+                or bundle.envelope.payload != envelope.payload
+            ):
+                raise _Stop(
+                    Code.BUNDLE_PAYLOAD_MISMATCH,
+                    f"bundle {position}: its DSSE payload/payloadType is not byte-identical to "
+                    "the envelope's",
+                )
+            if bundle.signature not in signatures:
+                raise _Stop(
+                    Code.BUNDLE_SIGNATURE_MISMATCH,
+                    f"bundle {position}: its signature is not one of the envelope's signatures",
+                )
+            if bundle.keyed:
+                bundle_verify.verify_keyed(bundle, [c.public for c in index.candidates])
+                continue
+            signer = bundle_verify.verify_keyless(bundle, _keyless_trust(root))
+        except VerificationError as exc:
+            raise _bundle_stop(position, exc) from None
+        identity = (signer.issuer, signer.subject)
+        if identity in signers:
+            run.warnings.append(
+                f"bundle {position}: keyless identity {signer.subject[:120]} already counted; "
+                "an identity counts once"
+            )
+            continue
+        if signer.spki_der in trusted_keys or any(
+            signer.spki_der == s.spki_der or signer.signature == s.signature
+            for s in signers.values()
+        ):
+            # One key or one signature is one signer, whatever certificates it comes with.
+            run.warnings.append(
+                f"bundle {position}: its certificate key or signature already counts "
+                f"(as a trusted key or another identity); {signer.subject[:120]} not counted"
+            )
+            continue
+        signers[identity] = signer
+    return list(signers.values())
+
+
+def _read_bundle(bundle: object, limits: Limits) -> tuple[bytes | str, ParsedBundle]:
+    """The bundle given alone, parsed (either kind); the text is returned as bytes or str."""
+    if isinstance(bundle, bytearray | memoryview):
+        bundle = bytes(bundle)
+    if not isinstance(bundle, bytes | str):
+        raise _Stop(Code.INVALID_ARGUMENT, "bundle: expected JSON bytes or str")
+    from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
+
+    try:
+        return bundle, bundle_verify.parse_bundle(bundle, limits=limits)
+    except VerificationError as exc:
+        raise _bundle_stop(None, exc) from None
+
+
+def _verify_message_bundle(
+    run: _Run,
+    parsed: ParsedBundle,
+    trust_root: TrustRoot,
+    index: _Index,
+    *,
+    now: datetime,
+    artifact_list: tuple[object, ...],
+    digest_specs: tuple[tuple[str, str, str], ...],
+    predicate_type: object,
+) -> VerificationResult:
+    """A messageSignature bundle: its one artifact, its one signer, then the policy."""
+    from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
+
+    if predicate_type is not None:
+        raise _Stop(
+            Code.PREDICATE_TYPE_MISMATCH,
+            "a messageSignature bundle has no Statement, so no predicate type to require",
+        )
+    if len(artifact_list) + len(digest_specs) != 1:
+        raise _Stop(
+            Code.INVALID_ARGUMENT,
+            "a messageSignature bundle signs one artifact: give exactly one --artifact or "
+            "--digest sha256:HEX",
+        )
+    if artifact_list:
+        artifact = artifact_list[0]
+        if not isinstance(artifact, str | os.PathLike):
+            raise _Stop(Code.INVALID_ARGUMENT, "artifacts: expected file paths")
+        label = os.fsdecode(artifact)
+        try:
+            hex_digest = digest_file(artifact, algorithms=("sha256",))["sha256"]
+        except DssesignError as exc:
+            raise _Stop(Code.ARTIFACT_UNREADABLE, str(exc)) from None
+    else:
+        algorithm, hex_digest, label = digest_specs[0]
+        if algorithm != "sha256":
+            raise _Stop(
+                Code.INVALID_ARGUMENT,
+                f"digest {label[:80]!r}: a messageSignature bundle signs a sha256 digest",
+            )
+    digest = bytes.fromhex(hex_digest)
+    try:
+        if parsed.keyed:
+            key = bundle_verify.verify_keyed(
+                parsed, [c.public for c in index.candidates], digest=digest
+            )
+            candidate = index.by_keyid[key.keyid]
+            problem = _state_problem(run, trust_root, index, candidate, now)
+            if problem is not None:
+                raise _Stop(*problem)
+            if any(e.predicate_types for e in candidate.entries):
+                raise _Stop(
+                    Code.PREDICATE_TYPE_NOT_ALLOWED,
+                    f"key {candidate.keyid[:16]} may only attest to its predicate types; a "
+                    "messageSignature bundle has none",
+                )
+            run.keys_counted = (candidate.counted,)
+            counted_keyid = candidate.keyid
+            post_quantum = candidate.post_quantum
+        else:
+            signer = bundle_verify.verify_keyless(parsed, _keyless_trust(trust_root), digest=digest)
+            rule = next((r for r in signer.rules if not r.predicate_types), None)
+            if rule is None:
+                raise _Stop(
+                    Code.PREDICATE_TYPE_NOT_ALLOWED,
+                    f"keyless identity {signer.subject[:120]} may only attest to its predicate "
+                    "types; a messageSignature bundle has none",
+                )
+            run.identities_counted = (CountedIdentity(signer.issuer, signer.subject, rule.label),)
+            counted_keyid = ""
+            post_quantum = False
+    except VerificationError as exc:
+        raise _bundle_stop(None, exc) from None
+    policy = trust_root.policy
+    if policy.hybrid == "pq-only" and not post_quantum:
+        raise _Stop(Code.HYBRID_POLICY_NOT_MET, "hybrid mode pq-only: the signature is classical")
+    if policy.hybrid == "and":
+        raise _Stop(
+            Code.HYBRID_POLICY_NOT_MET,
+            "hybrid mode and: a messageSignature bundle carries one signature, not a classical "
+            "and an ML-DSA one",
+        )
+    if policy.threshold > 1:
+        raise _Stop(
+            Code.THRESHOLD_NOT_MET,
+            f"a messageSignature bundle carries one signature; the threshold is {policy.threshold}",
+        )
+    missing = [k for k in policy.required_keyids if k != counted_keyid]
+    if missing:
+        raise _Stop(
+            Code.REQUIRED_KEY_MISSING,
+            "required key(s) did not count: " + ", ".join(k[:16] for k in missing),
+        )
+    return VerificationResult(
+        predicate_type="",
+        statement_type="",
+        keys_counted=run.keys_counted,
+        subjects_matched=(MatchedSubject(None, f"sha256:{hex_digest}", label),),
+        warnings=tuple(run.warnings),
+        threshold=policy.threshold,
+        payload=b"",
+        statement=MappingProxyType({}),
+        identities_counted=run.identities_counted,
+    )

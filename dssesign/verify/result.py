@@ -1,0 +1,160 @@
+"""What a verification returns or raises: the result, the failure and the ``--json`` report.
+
+Public: callers and the CLI read these; nothing here verifies anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..codes import Code
+from ..errors import VerificationError
+from ..intoto.statement import STATEMENT_TYPE_V01
+
+__all__ = [
+    "CountedIdentity",
+    "CountedKey",
+    "MatchedSubject",
+    "VerificationFailure",
+    "VerificationResult",
+    "failure_report",
+]
+
+#: Failures of the caller's request, not of the attestation: the CLI exits 2 for them.
+_USAGE_CODES: Final = frozenset({Code.INVALID_ARGUMENT, Code.ARTIFACT_UNREADABLE})
+
+
+@dataclass(frozen=True)
+class CountedKey:
+    """A trusted key whose signature counted toward the policy."""
+
+    keyid: str
+    algorithm: str
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"keyid": self.keyid, "algorithm": self.algorithm, "label": self.label}
+
+
+@dataclass(frozen=True)
+class CountedIdentity:
+    """A keyless signer (OIDC issuer + certificate SAN) whose bundle counted toward the policy."""
+
+    issuer: str
+    subject: str
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"issuer": self.issuer, "subject": self.subject, "label": self.label}
+
+
+@dataclass(frozen=True)
+class MatchedSubject:
+    """One `--artifact`/`--digest` and the subject it matched."""
+
+    #: The subject's name (None when the subject is unnamed).
+    name: str | None
+    #: ``alg:hex`` that matched.
+    digest: str
+    #: The artifact path or the ``--digest`` argument as given.
+    artifact: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "digest": self.digest, "artifact": self.artifact}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What verified: the Statement's type, the keys that counted and the subjects matched.
+
+    `payload` is the exact byte string the signatures cover; use it (or `statement`, parsed
+    from it) rather than re-reading the envelope (DSSE: never re-parse after verification).
+    """
+
+    predicate_type: str
+    statement_type: str
+    keys_counted: tuple[CountedKey, ...]
+    subjects_matched: tuple[MatchedSubject, ...]
+    warnings: tuple[str, ...]
+    threshold: int
+    payload: bytes = field(repr=False)
+    statement: Mapping[str, object] = field(repr=False, compare=False)
+    identities_counted: tuple[CountedIdentity, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    @property
+    def code(self) -> str:
+        return str(Code.OK)
+
+    @property
+    def message(self) -> str:
+        count = len(self.keys_counted)
+        noun = "key" if count == 1 else "keys"
+        legacy = " (legacy Statement v0.1)" if self.statement_type == STATEMENT_TYPE_V01 else ""
+        what = self.predicate_type or "a messageSignature bundle"
+        return (
+            f"verified {what}{legacy}: {count} distinct trusted {noun}"
+            f"{_identities_phrase(len(self.identities_counted))} counted "
+            f"(threshold {self.threshold}), {len(self.subjects_matched)} subject match(es)"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """The CLI's ``--json`` report; `failure_report` gives the same shape for a failure."""
+        return {
+            "ok": True,
+            "code": str(Code.OK),
+            "message": self.message,
+            "predicateType": self.predicate_type,
+            "subjectsMatched": [s.to_dict() for s in self.subjects_matched],
+            "keysCounted": [k.to_dict() for k in self.keys_counted],
+            "identitiesCounted": [i.to_dict() for i in self.identities_counted],
+            "warnings": list(self.warnings),
+        }
+
+
+def _identities_phrase(count: int) -> str:
+    if not count:
+        return ""
+    return f" and {count} keyless {'identity' if count == 1 else 'identities'}"
+
+
+class VerificationFailure(VerificationError):
+    """The one exception `verify` raises; carries what was learnt before failing, for reports."""
+
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        *,
+        predicate_type: str | None = None,
+        keys_counted: tuple[CountedKey, ...] = (),
+        warnings: tuple[str, ...] = (),
+        identities_counted: tuple[CountedIdentity, ...] = (),
+    ) -> None:
+        super().__init__(code, message)
+        if self.code in _USAGE_CODES:
+            self.exit_code = 2  # the request itself is unusable: bad usage or unreadable input
+        self.predicate_type = predicate_type
+        self.keys_counted = keys_counted
+        self.identities_counted = identities_counted
+        self.warnings = warnings
+
+
+def failure_report(error: VerificationError) -> dict[str, object]:
+    """The ``--json`` report for a failure: the same keys as `VerificationResult.to_dict`."""
+    failure = error if isinstance(error, VerificationFailure) else None
+    return {
+        "ok": False,
+        "code": str(error.code),
+        "message": str(error),
+        "predicateType": failure.predicate_type if failure else None,
+        "subjectsMatched": [],
+        "keysCounted": [k.to_dict() for k in failure.keys_counted] if failure else [],
+        "identitiesCounted": ([i.to_dict() for i in failure.identities_counted] if failure else []),
+        "warnings": list(failure.warnings) if failure else [],
+    }
