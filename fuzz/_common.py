@@ -7,7 +7,7 @@ exception into a `VerificationFailure` with code ``INTERNAL``: the fuzz targets 
 crash too (it is another exception, caught late).
 
 Nothing here imports atheris; the targets and this module are plain Python, so
-tests/test_fuzz_regressions.py replays every saved finding through the same `check` functions.
+tests/unit/test_fuzz_regressions.py replays every saved finding through the same `check` functions.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Make sure @sigstore/verify (sigstore-js) is installed for the interop tests: runs `npm ci` in
-# tests/interop/js when node_modules is missing or older than package-lock.json.
+# tests/integration/interop/js when node_modules is missing or older than package-lock.json.
 # @sigstore/verify 4.x declares node >= 22 but works on node 20 (npm prints EBADENGINE
 # warnings, which are expected); 3.x cannot read Rekor v2 bundles.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-js="$here/tests/interop/js"
+js="$here/tests/integration/interop/js"
 
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -26,5 +26,5 @@ if [ -f "$stamp" ] && [ ! "$js/package-lock.json" -nt "$stamp" ] \
     && [ -d "$js/node_modules/@sigstore/verify" ]; then
     exit 0
 fi
-echo "installing @sigstore/verify with npm ci in tests/interop/js ..." >&2
+echo "installing @sigstore/verify with npm ci in tests/integration/interop/js ..." >&2
 (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)

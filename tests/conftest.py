@@ -13,6 +13,8 @@ from dssesign.core.keys import Algorithm, PublicKey
 from dssesign.profiles.software import SoftwareSigner, generate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+#: The tier that needs no server, node or wheel build; tests/integration holds the rest.
+_UNIT = Path(__file__).resolve().parent / "unit"
 
 #: The real backends the tests start on 127.0.0.1, each a session fixture shared by every
 #: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`.
@@ -44,6 +46,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in markers:
             item.add_marker(marker)
         if markers:
+            if _UNIT in item.path.parents:
+                raise pytest.UsageError(
+                    f"{item.nodeid} needs {', '.join(markers)}: it belongs in tests/integration, "
+                    "not tests/unit (the tier that runs with no server)"
+                )
             item.add_marker("integration")
 
 
