@@ -123,6 +123,7 @@ def enabled() -> bool:
 
 
 def observe_sign(profile: str, algorithm: str, result: str, seconds: float) -> None:
+    """Count one signer's attempt (`result`: ``success`` or ``failure``) and its time."""
     metrics = _get()
     if metrics is None:
         return

@@ -46,6 +46,7 @@ class Entry:
 
     @property
     def kind(self) -> str:
+        """The line's `type` member as text ("record", "checkpoint"); "corrupt" for a bad line."""
         return str(self.obj.get("type")) if self.obj is not None else "corrupt"
 
 
@@ -131,11 +132,14 @@ class Problem:
     line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """This finding as one entry of the ``problems`` list in `audit verify --json`."""
         return {"kind": self.kind, "message": self.message, "seq": self.seq, "line": self.line}
 
 
 @dataclass
 class VerifyReport:
+    """What `verify_log` found: counts, the chain head, every `Problem` (none: a sound log)."""
+
     records: int = 0
     last_seq: int = 0
     head: str = GENESIS
@@ -148,6 +152,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing was found; `dssesign audit verify` exits 1 otherwise."""
         return not self.problems
 
     @property
@@ -156,9 +161,11 @@ class VerifyReport:
         return max(0, self.last_seq - self.anchored_seq)
 
     def kinds(self) -> set[str]:
+        """The distinct `Problem.kind` values found, e.g. to test for one class of tampering."""
         return {p.kind for p in self.problems}
 
     def to_dict(self) -> dict[str, Any]:
+        """The `audit verify --json` report: camelCase keys, `problems` in log-line order."""
         return {
             "ok": self.ok,
             "records": self.records,

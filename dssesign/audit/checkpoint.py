@@ -15,6 +15,8 @@ from .records import CHECKPOINT_PAYLOAD_TYPE
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """The audit key's signature over (`seq`, `head`, `time`): the chain up to `seq` as signed."""
+
     seq: int
     head: str
     time: str
@@ -23,12 +25,15 @@ class Checkpoint:
     signature: bytes
 
     def body(self) -> dict[str, Any]:
+        """The signed fields (`head`, `seq`, `time`); `message` canonicalizes exactly these."""
         return {"head": self.head, "seq": self.seq, "time": self.time}
 
     def message(self) -> bytes:
+        """The bytes the audit key signs: the DSSE PAE of `body` in RFC 8785 form."""
         return pae(CHECKPOINT_PAYLOAD_TYPE, canonicalize(self.body()))
 
     def to_dict(self) -> dict[str, Any]:
+        """The checkpoint as a log line's object (``type: checkpoint``, the signature in base64)."""
         return {
             "type": "checkpoint",
             **self.body(),
@@ -39,6 +44,7 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Checkpoint:
+        """Parse, not verify, one checkpoint object; a missing or bad field raises `InputError`."""
         try:
             seq, head, moment = obj["seq"], obj["head"], obj["time"]
             keyid, algorithm, signature = obj["keyid"], obj["algorithm"], obj["signature"]

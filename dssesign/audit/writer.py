@@ -133,6 +133,7 @@ class AuditLog:
     # -- the sink interface --------------------------------------------------------------------
 
     def __call__(self, record: SigningRecord) -> None:
+        """The hook interface: append `record` with actor and tenant; `AuditError` if unwritten."""
         fields = signing_fields(record)
         fields.setdefault("actor", self._actor)
         if self._tenant is not None:
@@ -148,6 +149,7 @@ class AuditLog:
         return self.append(fields)
 
     def hook(self) -> RecordHook:
+        """This log as `MultiProfileSigner(audit=...)` takes it: a failed write fails signing."""
         return self.__call__
 
     def record_trust_root_change(

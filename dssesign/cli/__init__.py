@@ -21,6 +21,7 @@ from .common import Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole `dssesign` argparse tree; each subcommand sets `handler`, which `main` calls."""
     parser = Parser(prog="dssesign", description=__doc__)
     parser.add_argument("--version", action="version", version=f"dssesign {__version__}")
     parser.add_argument(
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run `dssesign` on `argv`; returns the exit code (argparse exits itself on --help)."""
     from ..limits import ENVIRONMENT_ERROR
 
     if ENVIRONMENT_ERROR is not None:

@@ -28,6 +28,7 @@ ACTOR_ENV = "DSSESIGN_ACTOR"
 
 
 def register(commands: Any) -> None:
+    """Add `audit verify` and `audit show`."""
     audit = commands.add_parser("audit", help="verify or list a signing audit log")
     sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=Parser)
 

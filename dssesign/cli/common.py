@@ -26,16 +26,19 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one `error:` line and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit 2 with one `error:` line pointing at --help, instead of argparse's usage dump."""
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
+    """`--json` after the subcommand; unset when absent, so a top-level `--json` still holds."""
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
 
 
 def add_password(parser: argparse.ArgumentParser) -> None:
+    """`--password-file`; `password(args)` reads it, else `$DSSESIGN_KEY_PASSWORD`."""
     parser.add_argument(
         "--password-file",
         metavar="FILE",

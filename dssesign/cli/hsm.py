@@ -26,6 +26,7 @@ _URI_HELP = (
 
 
 def register(commands: Any) -> None:
+    """Add `hsm keygen`, `hsm list` and `hsm public-key`."""
     hsm = commands.add_parser("hsm", help="manage keys on a PKCS#11 token (HSM)")
     sub = hsm.add_subparsers(dest="hsm_command", required=True, parser_class=Parser)
 

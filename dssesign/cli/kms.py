@@ -25,6 +25,7 @@ _URI_HELP = (
 
 
 def register(commands: Any) -> None:
+    """Add `kms create-key` and `kms public-key`."""
     kms = commands.add_parser("kms", help="manage signing keys in AWS KMS")
     sub = kms.add_subparsers(dest="kms_command", required=True, parser_class=Parser)
 

@@ -38,6 +38,7 @@ _MAX_TOKEN_FILE = 64 * 1024
 
 
 def register(commands: Any) -> None:
+    """Add `keygen`, `attest`, `sign`, `statement`, `public-key` and `predicate-types`."""
     from ..core.keys import ALGORITHMS
 
     keygen = commands.add_parser("keygen", help="generate a software key pair")
@@ -92,6 +93,8 @@ def register(commands: Any) -> None:
 
 
 def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
+    """The signing options: repeatable --key, --threshold, --timeout and the secrets; with `out`,
+    also --out and --bundle-dir."""
     parser.add_argument(
         "--key",
         action="append",
@@ -199,6 +202,7 @@ def signer_options(args: argparse.Namespace) -> SignerOptions:
 
 
 def load_signers(args: argparse.Namespace) -> list[Signer]:
+    """Load every `--key`, with no exportable warning and no audit record of a failure."""
     from ..sign.signer import load_signer
 
     options = signer_options(args)

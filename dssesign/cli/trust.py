@@ -37,6 +37,8 @@ _MAX_PEM = 64 * 1024
 
 
 def register(commands: Any) -> None:
+    """Add `trust-root` (init, add-key, revoke, set-policy, rotate, set-root-keys,
+    set-sigstore-root, add-identity, show, sign) and `kit build`."""
     trust = commands.add_parser("trust-root", help="create and manage a trust-root bundle")
     sub = trust.add_subparsers(dest="trust_command", required=True, parser_class=Parser)
 

@@ -26,6 +26,7 @@ _URI_HELP = (
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add `vault create-key` and `vault public-key`."""
     vault = commands.add_parser("vault", help="manage signing keys in Vault / OpenBao transit")
     sub = vault.add_subparsers(dest="vault_command", required=True, parser_class=Parser)
 

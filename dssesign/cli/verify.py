@@ -29,6 +29,7 @@ MAX_ENVELOPES = 1_000_000
 
 
 def register(commands: Any) -> None:
+    """Add `verify`: envelopes (files or directories), an envelope with its bundles, a bundle."""
     verify = commands.add_parser(
         "verify",
         help="verify DSSE envelopes offline against a trust root",

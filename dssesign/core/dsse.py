@@ -28,6 +28,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def b64encode(data: bytes) -> str:
+    """Standard padded base64: the one form dssesign writes (`b64decode` also reads URL-safe)."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -70,6 +71,7 @@ class Signature:
     keyid: str = ""
 
     def to_dict(self) -> dict[str, str]:
+        """The DSSE JSON form: `sig` in standard base64, an empty `keyid` left out."""
         out = {"keyid": self.keyid} if self.keyid else {}
         out["sig"] = b64encode(self.sig)
         return out
@@ -84,9 +86,11 @@ class Envelope:
     signatures: tuple[Signature, ...] = field(default_factory=tuple)
 
     def pae(self) -> bytes:
+        """The bytes every signature covers: `pae(payload_type, payload)`."""
         return pae(self.payload_type, self.payload)
 
     def to_dict(self) -> dict[str, Any]:
+        """The DSSE JSON object: the payload in standard base64, the signatures in order."""
         return {
             "payload": b64encode(self.payload),
             "payloadType": self.payload_type,
@@ -99,6 +103,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+        """Parse untrusted JSON strictly and within `limits`; any fault is an `EnvelopeError`."""
         obj = loads_strict(data, what="envelope", limits=limits, error=EnvelopeError)
         return cls.from_dict(obj, limits=limits)
 

@@ -39,6 +39,7 @@ class Algorithm:
     post_quantum: bool = False
 
     def hash_algorithm(self) -> hashes.HashAlgorithm:
+        """The pre-hash of ECDSA and RSA-PSS; `ValueError` for Ed25519 and ML-DSA (none)."""
         if self.hash_name == "sha256":
             return hashes.SHA256()
         if self.hash_name == "sha384":
@@ -115,6 +116,7 @@ class PublicKey:
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str = "public key") -> PublicKey:
+        """Load a PEM SubjectPublicKeyInfo; `KeyFormatError` if unreadable or off the allow-list."""
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as exc:
@@ -125,6 +127,7 @@ class PublicKey:
 
     @classmethod
     def from_der(cls, data: bytes, *, source: str = "public key") -> PublicKey:
+        """Load a DER SubjectPublicKeyInfo; non-canonical DER is refused, so a key has one keyid."""
         try:
             key = serialization.load_der_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as exc:
@@ -139,22 +142,26 @@ class PublicKey:
 
     @property
     def key(self) -> PublicKeyType:
+        """The pyca/cryptography key object, for callers that need its own API."""
         return self._key
 
     @cached_property
     def spki_der(self) -> bytes:
+        """The DER SubjectPublicKeyInfo: what the keyid hashes and equality compares."""
         return self._key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
     @cached_property
     def pem(self) -> str:
+        """The SubjectPublicKeyInfo as PEM text, as `public-key` prints it."""
         return self._key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode("ascii")
 
     @cached_property
     def keyid(self) -> str:
+        """Lowercase hex SHA-256 of `spki_der`; never taken from a label or a hint."""
         return keyid_of_spki(self.spki_der)
 
     def verify(self, signature: bytes, data: bytes) -> bool:

@@ -97,6 +97,7 @@ class PredicateType:
 
     @property
     def uris(self) -> tuple[str, ...]:
+        """`uri`, then the `aliases`: every predicateType URI checked as this type."""
         return (self.uri, *self.aliases)
 
 

@@ -109,6 +109,8 @@ class WheelSource:
 
 @dataclass(frozen=True)
 class KitFile:
+    """One file of a kit: path relative to the kit directory, SHA-256 (hex), size in bytes."""
+
     path: str
     sha256: str
     size: int
@@ -146,6 +148,7 @@ class KitManifest:
     fingerprint: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The MANIFEST.json object; `out_dir` and `fingerprint` are not part of it."""
         return {
             "mediaType": KIT_MEDIA_TYPE,
             "created": self.created,

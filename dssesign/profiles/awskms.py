@@ -108,6 +108,7 @@ class KmsUri:
 
     @property
     def arn_region(self) -> str | None:
+        """The region inside an ARN `key`; None for a key id or an alias."""
         match = _ARN.match(self.key)
         return match.group(2) if match else None
 
@@ -116,6 +117,7 @@ class KmsUri:
         return f"{SCHEME}{self.host}/{self.key}"
 
     def with_key(self, key: str) -> KmsUri:
+        """The same endpoint and settings, naming another key (a created key's id or alias)."""
         return dataclasses.replace(self, key=key)
 
 
@@ -216,6 +218,7 @@ def register_client_hook(hook: Callable[[Any], None]) -> None:
 
 
 def unregister_client_hook(hook: Callable[[Any], None]) -> None:
+    """Undo `register_client_hook`; clients already created keep what the hook did to them."""
     with _client_lock:
         if hook in _client_hooks:
             _client_hooks.remove(hook)
@@ -478,22 +481,27 @@ class AwsKmsSigner:
 
     @property
     def keyid(self) -> str:
+        """keyid of the public key GetPublicKey returned when the signer was loaded."""
         return self._key.public_key.keyid
 
     @property
     def algorithm(self) -> Algorithm:
+        """The dssesign algorithm of the key's spec (`KEY_SPECS`)."""
         return self._key.spec.algorithm
 
     @property
     def public_key(self) -> PublicKey:
+        """The public key GetPublicKey returned at load (cached per process, see `clear_cache`)."""
         return self._key.public_key
 
     @property
     def key_arn(self) -> str:
+        """The ARN `sign` uses, fixed at load: re-pointing the alias cannot change the key."""
         return self._key.arn
 
     @property
     def key_spec(self) -> str:
+        """The KMS key spec name, e.g. ``ECC_NIST_P256``."""
         return self._key.spec.name
 
     @property
@@ -502,6 +510,7 @@ class AwsKmsSigner:
         return self._client
 
     def sign(self, data: bytes) -> bytes:
+        """Hash `data` here and have KMS sign the digest; errors never carry credentials."""
         digest = self._hash(data).digest()
         try:
             # The ARN from GetPublicKey, not the alias: re-pointing the alias later cannot make
@@ -546,6 +555,8 @@ def read_public_key(ref: str | KmsUri) -> tuple[PublicKey, KmsKey]:
 
 @dataclass(frozen=True)
 class CreatedKey:
+    """What `create_key` made; `reference` (the alias if any) is ready to sign with."""
+
     key_id: str
     arn: str
     alias: str | None

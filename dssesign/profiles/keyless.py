@@ -84,14 +84,17 @@ class KeylessSigner:
 
     @property
     def keyid(self) -> str:
+        """keyid of the ephemeral key; the envelope carries "" instead (`envelope_keyid`)."""
         return self._public_key.keyid
 
     @property
     def algorithm(self) -> Algorithm:
+        """The ephemeral key's algorithm (ECDSA P-256 as sigstore-python makes it)."""
         return self._public_key.algorithm
 
     @property
     def public_key(self) -> PublicKey:
+        """The ephemeral key the Fulcio certificate binds to `identity`; it dies with the signer."""
         return self._public_key
 
     def sign(self, data: bytes) -> bytes:
@@ -194,6 +197,8 @@ def _decimal_field(data: bytes, what: str) -> tuple[int, bytes]:
 
 
 def load_reference(reference: str, options: SignerOptions) -> KeylessSigner:
+    """The `keyless` loader: gets one Fulcio certificate now, for the signer's lifetime (token from
+    `options`, else `$DSSESIGN_OIDC_TOKEN`, else ambient CI credentials)."""
     try:
         from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - on first use
         from sigstore.oidc import IdentityError, IdentityToken  # noqa: PLC0415 - on first use

@@ -43,17 +43,21 @@ class SoftwareSigner:
 
     @property
     def keyid(self) -> str:
+        """keyid of the private key's public half, computed when the signer was built."""
         return self._public_key.keyid
 
     @property
     def algorithm(self) -> Algorithm:
+        """The allow-listed algorithm of the private key (checked when the signer was built)."""
         return self._algorithm
 
     @property
     def public_key(self) -> PublicKey:
+        """The private key's public half: what `public-key` prints and a trust root pins."""
         return self._public_key
 
     def sign(self, data: bytes) -> bytes:
+        """Sign `data` on this thread; ECDSA is deterministic (RFC 6979) and DER-encoded."""
         return self._sign(data)
 
     def _signing_function(self) -> Callable[[bytes], bytes]:
@@ -141,6 +145,7 @@ def load_private_key_pem(
 
 
 def load_key_file(path: str | os.PathLike[str], *, password: bytes | None = None) -> SoftwareSigner:
+    """Read and load a PEM private key file (at most 64 KiB); `password` decrypts it."""
     data = read_bounded(path, limit=_MAX_KEY_FILE, what="key")
     return load_private_key_pem(data, password=password, source=str(path))
 
@@ -187,6 +192,7 @@ def path_of_reference(ref: str) -> Path:
 
 
 def load_reference(ref: str, options: SignerOptions) -> SoftwareSigner:
+    """The loader for plain paths and `file://` references; the passphrase comes from `options`."""
     return load_key_file(path_of_reference(ref), password=options.password)
 
 

@@ -35,6 +35,7 @@ from ..core.keys import PublicKey as DsPublicKey
 from ..errors import ConfigError, KeyFormatError, MissingDependencyError, SigningError
 from ..sign.signer import SignerOptions, register_scheme
 from ._remote import query_params, seconds
+from ._vault_errors import _from_urllib3, _root_cause, _timed_out, _vault_errors
 
 SCHEME = "hashivault"
 ADDR_ENVS = ("VAULT_ADDR", "BAO_ADDR")
@@ -228,9 +229,11 @@ class TransitKey:
 
     @property
     def algorithm(self) -> Algorithm:
+        """The dssesign algorithm of `key_type` (keys of other types are refused on read)."""
         return KEY_TYPES[self.key_type]
 
     def public_key(self, version: int) -> DsPublicKey:
+        """The public key of one version; `ConfigError` if Vault does not hold that version."""
         found = self.public_keys.get(version)
         if found is None:
             held = ", ".join(str(v) for v in sorted(self.public_keys)) or "none"
@@ -401,56 +404,10 @@ class TransitClient:
         return text.replace(token, "<token>") if len(token) >= 4 else text
 
 
-def _vault_errors(exc: Any) -> str:
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, list | tuple):
-        joined = "; ".join(str(e) for e in errors)
-    elif exc.args and exc.args[0] is not None:
-        joined = str(exc.args[0])
-    else:
-        joined = ""
-    # Vault wraps errors as "1 error occurred:\n\t* reason\n\n".
-    joined = re.sub(r"\d+ errors? occurred:\s*", "", joined).replace("*", " ")
-    return " ".join(joined.split())
-
-
 def _is_missing_key(exc: BaseException) -> bool:
     """A 404 without a routing error: the mount exists, the key does not."""
     hvac = _hvac()
     return isinstance(exc, hvac.exceptions.InvalidPath) and not _vault_errors(exc)
-
-
-def _from_urllib3(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith("urllib3")
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """requests reports some read timeouts as ConnectionError; look down the cause chain."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, TimeoutError) or type(seen).__name__.endswith("TimeoutError"):
-            return True
-        reason = getattr(seen, "reason", None)
-        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        seen = (
-            reason if isinstance(reason, BaseException) else nested or seen.__cause__
-        ) or seen.__context__
-    return False
-
-
-def _root_cause(exc: BaseException) -> str:
-    cause: BaseException | None = exc
-    text = str(exc)
-    while cause is not None:
-        text = str(cause)
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
-        cause = nested or cause.__cause__ or cause.__context__
-    match = re.search(r"\[Errno -?\d+\] ([^'\"\)]+)", text)
-    return match.group(1) if match else "connection failed"
 
 
 def _transit_key(name: str, response: Any) -> TransitKey:
@@ -551,14 +508,17 @@ class VaultSigner:
 
     @property
     def keyid(self) -> str:
+        """keyid of this signer's key version (each transit key version is a distinct key)."""
         return self._public_key.keyid
 
     @property
     def algorithm(self) -> Algorithm:
+        """The algorithm of the transit key's type (`KEY_TYPES`)."""
         return self._algorithm
 
     @property
     def public_key(self) -> DsPublicKey:
+        """The public key of this signer's version, read at load; `sign` checks each signature."""
         return self._public_key
 
     def sign(self, data: bytes) -> bytes:

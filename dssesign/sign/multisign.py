@@ -78,6 +78,7 @@ class SigningResult:
     signers: tuple[Signer, ...]
 
     def pairs(self) -> tuple[tuple[Signer, Signature], ...]:
+        """Each emitted signature with the signer that made it, in envelope order."""
         return tuple(zip(self.signers, self.envelope.signatures, strict=True))
 
 
@@ -146,13 +147,16 @@ class MultiProfileSigner:
 
     @property
     def signers(self) -> tuple[Signer, ...]:
+        """The signers as given, in order, including any that fail to sign."""
         return self._signers
 
     @property
     def threshold(self) -> int:
+        """How many signatures `sign` needs: the number of signers under the `all` policy."""
         return self._threshold
 
     def add_hook(self, hook: RecordHook) -> None:
+        """Pass every later record to `hook` too; a hook that raises fails the operation."""
         self._hooks.append(hook)
 
     def sign(

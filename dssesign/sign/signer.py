@@ -28,13 +28,19 @@ class Signer(Protocol):
     """Something that signs PAE bytes with one key it never hands out."""
 
     @property
-    def keyid(self) -> str: ...
+    def keyid(self) -> str:
+        """Must equal `public_key.keyid`, or `MultiProfileSigner` refuses the signer."""
+        ...
 
     @property
-    def algorithm(self) -> Algorithm: ...
+    def algorithm(self) -> Algorithm:
+        """The allow-listed algorithm of `public_key`, which `sign` uses; records name it."""
+        ...
 
     @property
-    def public_key(self) -> PublicKey: ...
+    def public_key(self) -> PublicKey:
+        """The public half: a signature that does not verify with it is dropped, never emitted."""
+        ...
 
     @property
     def reference(self) -> str:

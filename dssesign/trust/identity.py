@@ -61,6 +61,7 @@ class IdentityRule:
         return pattern.matches(san)
 
     def allows(self, predicate_type: str) -> bool:
+        """May this identity attest to `predicate_type`? (exact string match; empty list: any)."""
         return not self.predicate_types or predicate_type in self.predicate_types
 
     def describe(self) -> str:
@@ -75,6 +76,7 @@ class IdentityRule:
         return self.subject if self.subject is not None else f"~{self.subject_regexp}"
 
     def to_json(self) -> dict[str, Any]:
+        """The rule as an entry of `sigstore.identities` in a trust root; unset fields left out."""
         entry: dict[str, Any] = {"issuer": self.issuer}
         if self.subject is not None:
             entry["subject"] = self.subject

@@ -21,6 +21,8 @@ from .identity import SigstoreTrust, _parse_sigstore
 
 @dataclass(frozen=True)
 class Revocation:
+    """The key stops counting from `time` on (inclusive); `reason` is shown when it is refused."""
+
     time: datetime
     reason: str = ""
 
@@ -40,6 +42,7 @@ class TrustedKey:
 
     @property
     def keyid(self) -> str:
+        """keyid of `public_key`, recomputed: a keyid written in the document is never trusted."""
         return self.public_key.keyid
 
     def valid_at(self, moment: datetime) -> bool:
@@ -53,6 +56,7 @@ class TrustedKey:
         return self.revocation is not None and self.revocation.time <= moment
 
     def usable_at(self, moment: datetime) -> bool:
+        """Valid and not revoked at `moment`, as a rotation's old key must be."""
         return self.valid_at(moment) and not self.revoked_at(moment)
 
     def allows(self, predicate_type: str) -> bool:
@@ -62,12 +66,16 @@ class TrustedKey:
 
 @dataclass(frozen=True)
 class TypePolicy:
+    """Threshold and required keyids for one predicate type, overriding `Policy`'s for it."""
+
     threshold: int
     required_keyids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Policy:
+    """How many distinct trusted keys must sign, which must, per-type overrides, hybrid mode."""
+
     #: k: distinct trusted keys whose signatures must verify.
     threshold: int = 1
     required_keyids: tuple[str, ...] = ()
@@ -103,6 +111,9 @@ class RootKeys:
 
 @dataclass(frozen=True)
 class TrustRoot:
+    """A trust root: trusted keys, policy, rotations, root keys and keyless trust; verification
+    refuses it after `expires`."""
+
     version: int
     expires: datetime
     keys: tuple[TrustedKey, ...]
@@ -159,4 +170,5 @@ class TrustRoot:
 
     @property
     def media_type(self) -> str:
+        """The trust-root format this model represents: always `MEDIA_TYPE`."""
         return MEDIA_TYPE

@@ -19,6 +19,7 @@ __all__ = ["check_trusted_root", "sigstore_installed", "sigstore_verifier"]
 
 
 def sigstore_installed() -> bool:
+    """True when sigstore-python (the `sigstore` extra) imports; keyless verification needs it."""
     try:
         import sigstore  # noqa: F401, PLC0415 - optional extra
     except ImportError:

@@ -105,10 +105,12 @@ class ParsedBundle:
 
     @property
     def keyed(self) -> bool:
+        """True for a bundle with a public-key hint; False for a certificate (keyless) bundle."""
         return self.key_hint is not None
 
     @property
     def signature(self) -> bytes:
+        """The one signature: the DSSE envelope's, or the messageSignature's."""
         if self.envelope is not None:
             return self.envelope.signatures[0].sig
         assert self.message_signature is not None
@@ -116,6 +118,7 @@ class ParsedBundle:
 
     @property
     def kind(self) -> str:
+        """The bundle's content: ``dsseEnvelope`` or ``messageSignature``."""
         return "dsseEnvelope" if self.envelope is not None else "messageSignature"
 
 

@@ -35,6 +35,7 @@ class CountedKey:
     label: str | None = None
 
     def to_dict(self) -> dict[str, object]:
+        """One ``keysCounted`` entry of the ``--json`` report."""
         return {"keyid": self.keyid, "algorithm": self.algorithm, "label": self.label}
 
 
@@ -47,6 +48,7 @@ class CountedIdentity:
     label: str | None = None
 
     def to_dict(self) -> dict[str, object]:
+        """One ``identitiesCounted`` entry of the ``--json`` report."""
         return {"issuer": self.issuer, "subject": self.subject, "label": self.label}
 
 
@@ -62,6 +64,7 @@ class MatchedSubject:
     artifact: str
 
     def to_dict(self) -> dict[str, object]:
+        """One ``subjectsMatched`` entry of the ``--json`` report."""
         return {"name": self.name, "digest": self.digest, "artifact": self.artifact}
 
 
@@ -85,14 +88,17 @@ class VerificationResult:
 
     @property
     def ok(self) -> bool:
+        """Always True: a failed verification raises `VerificationFailure` instead."""
         return True
 
     @property
     def code(self) -> str:
+        """Always ``OK`` (`Code.OK`), the code of a successful ``--json`` report."""
         return str(Code.OK)
 
     @property
     def message(self) -> str:
+        """One line for people: what verified, what counted, how many subjects matched."""
         count = len(self.keys_counted)
         noun = "key" if count == 1 else "keys"
         legacy = " (legacy Statement v0.1)" if self.statement_type == STATEMENT_TYPE_V01 else ""

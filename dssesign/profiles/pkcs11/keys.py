@@ -109,6 +109,7 @@ def _attr_or_none(obj: Any, attribute: Any) -> Any:
 
 
 def find_private_key(session: Any, uri: Pkcs11Uri, token_label: str) -> Any:
+    """The one private key object=/id= names on the token; `ConfigError` if none or several."""
     pkcs11 = _p11()
     attrs: dict[Any, Any] = {pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY}
     if uri.object is not None:

@@ -41,6 +41,7 @@ class TokenKey:
     sensitive: bool
 
     def to_dict(self) -> dict[str, object]:
+        """This key as one entry of `hsm list --json` (`id` in hex)."""
         return {
             "token": self.token,
             "label": self.label,

@@ -120,6 +120,8 @@ def _ckr(exc: BaseException) -> str:
 
 
 def find_token(module: Module, label: str | None, serial: str | None = None) -> Any:
+    """The one initialized token matching `label` and `serial` (None: any); `TokenNotFound`
+    (naming the tokens present) if none, `ConfigError` if several."""
     pkcs11 = _p11()
     with module.calls():
         tokens = []
@@ -147,6 +149,7 @@ def find_token(module: Module, label: str | None, serial: str | None = None) -> 
 
 
 def list_tokens(module: Module) -> list[Any]:
+    """The initialized tokens of every slot that has one; unrecognised tokens are skipped."""
     pkcs11 = _p11()
     tokens = []
     with module.calls():

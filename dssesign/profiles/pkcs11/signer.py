@@ -106,20 +106,24 @@ class Pkcs11Signer:
 
     @property
     def keyid(self) -> str:
+        """keyid of the key read at load; a failover token holding another key is refused."""
         return self.public_key.keyid
 
     @property
     def algorithm(self) -> Algorithm:
+        """The key's algorithm as read from the token at load."""
         assert self._algorithm is not None
         return self._algorithm
 
     @property
     def public_key(self) -> DsPublicKey:
+        """The public key read from the token at load; a failover token must hold the same key."""
         assert self._public_key is not None
         return self._public_key
 
     @property
     def pools(self) -> list[SessionPool]:
+        """One session pool per `token=`, in failover order (a copy of the list)."""
         return list(self._pools)
 
     def sign(self, data: bytes) -> bytes:
@@ -200,6 +204,7 @@ class Pkcs11Signer:
         return lambda pool, data: pool.run(raw_pss, data)
 
     def close(self) -> None:
+        """Close the idle sessions and log out of every token; busy sessions close when released."""
         for pool in self._pools:
             pool.close()
 
