@@ -35,7 +35,7 @@ test: lint typecheck unit
 
 # The fast loop: lint, types and the unit tier (no server, no node, no wheel builds).
 unit-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration"
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration" -n auto
 
 check: lint typecheck unit-fast
 

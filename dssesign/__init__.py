@@ -48,7 +48,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TrustRoot": (".trust", "TrustRoot"),
     "TrustRootError": (".errors", "TrustRootError"),
     "VerificationError": (".errors", "VerificationError"),
-    "VerificationFailure": (".verify", "VerificationFailure"),
+    "VerificationFailure": (".errors", "VerificationFailure"),
     "VerificationResult": (".verify", "VerificationResult"),
     "build_statement": (".intoto.statement", "build_statement"),
     "canonicalize": (".core.canonical", "canonicalize"),
@@ -186,6 +186,7 @@ if TYPE_CHECKING:
         StatementError,
         TrustRootError,
         VerificationError,
+        VerificationFailure,
     )
     from .intoto.predicates import (
         PredicateType,
@@ -218,5 +219,5 @@ if TYPE_CHECKING:
         read_trust_root,
         verify_signed_trust_root,
     )
-    from .verify import VerificationFailure, VerificationResult, verify_bundle
+    from .verify import VerificationResult, verify_bundle
     from .verify import verify as verify_envelope

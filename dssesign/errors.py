@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Final
+
 from .codes import Code
+
+if TYPE_CHECKING:
+    from .verify.result import CountedIdentity, CountedKey
+
+#: Failures of the caller's request, not of the attestation: the CLI exits 2 for them.
+_USAGE_CODES: Final = frozenset({Code.INVALID_ARGUMENT, Code.ARTIFACT_UNREADABLE})
 
 
 class DssesignError(Exception):
@@ -90,6 +98,28 @@ class VerificationError(DssesignError):
         super().__init__(message)
         # A string that is not a code is a programming error, caught here rather than shipped.
         self.code: Code = Code(code)
+
+
+class VerificationFailure(VerificationError):
+    """The one exception `verify` raises; carries what was learnt before failing, for reports."""
+
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        *,
+        predicate_type: str | None = None,
+        keys_counted: tuple[CountedKey, ...] = (),
+        warnings: tuple[str, ...] = (),
+        identities_counted: tuple[CountedIdentity, ...] = (),
+    ) -> None:
+        super().__init__(code, message)
+        if self.code in _USAGE_CODES:
+            self.exit_code = 2  # the request itself is unusable: bad usage or unreadable input
+        self.predicate_type = predicate_type
+        self.keys_counted = keys_counted
+        self.identities_counted = identities_counted
+        self.warnings = warnings
 
 
 class LockTimeoutError(DssesignError):

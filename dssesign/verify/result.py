@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
 
 from ..codes import Code
-from ..errors import VerificationError
+from ..errors import VerificationError, VerificationFailure
 from ..intoto.statement import STATEMENT_TYPE_V01
 
 __all__ = [
@@ -21,9 +20,6 @@ __all__ = [
     "VerificationResult",
     "failure_report",
 ]
-
-#: Failures of the caller's request, not of the attestation: the CLI exits 2 for them.
-_USAGE_CODES: Final = frozenset({Code.INVALID_ARGUMENT, Code.ARTIFACT_UNREADABLE})
 
 
 @dataclass(frozen=True)
@@ -127,28 +123,6 @@ def _identities_phrase(count: int) -> str:
     if not count:
         return ""
     return f" and {count} keyless {'identity' if count == 1 else 'identities'}"
-
-
-class VerificationFailure(VerificationError):
-    """The one exception `verify` raises; carries what was learnt before failing, for reports."""
-
-    def __init__(
-        self,
-        code: Code,
-        message: str,
-        *,
-        predicate_type: str | None = None,
-        keys_counted: tuple[CountedKey, ...] = (),
-        warnings: tuple[str, ...] = (),
-        identities_counted: tuple[CountedIdentity, ...] = (),
-    ) -> None:
-        super().__init__(code, message)
-        if self.code in _USAGE_CODES:
-            self.exit_code = 2  # the request itself is unusable: bad usage or unreadable input
-        self.predicate_type = predicate_type
-        self.keys_counted = keys_counted
-        self.identities_counted = identities_counted
-        self.warnings = warnings
 
 
 def failure_report(error: VerificationError) -> dict[str, object]:
