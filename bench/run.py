@@ -17,6 +17,7 @@ MODULES = (
     "bench.bench_digest",
     "bench.bench_sign",
     "bench.bench_verify",
+    "bench.bench_timestamp",
     "bench.bench_startup",
     "bench.bench_sbom",
     "bench.bench_audit",

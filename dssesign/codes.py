@@ -44,6 +44,13 @@ class Code(StrEnum):
     BUNDLE_SIGNATURE_INVALID = "BUNDLE_SIGNATURE_INVALID"
     BUNDLE_VERIFICATION_FAILED = "BUNDLE_VERIFICATION_FAILED"
     IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    TOO_MANY_TIMESTAMPS = "TOO_MANY_TIMESTAMPS"
+    TIMESTAMP_INVALID = "TIMESTAMP_INVALID"
+    TIMESTAMP_WEAK_HASH = "TIMESTAMP_WEAK_HASH"
+    TIMESTAMP_UNTRUSTED = "TIMESTAMP_UNTRUSTED"
+    TIMESTAMP_MISMATCH = "TIMESTAMP_MISMATCH"
+    TIMESTAMP_IN_FUTURE = "TIMESTAMP_IN_FUTURE"
+    TIMESTAMP_REQUIRED = "TIMESTAMP_REQUIRED"
     KEY_NOT_YET_VALID = "KEY_NOT_YET_VALID"
     KEY_EXPIRED = "KEY_EXPIRED"
     KEY_REVOKED = "KEY_REVOKED"
@@ -102,6 +109,22 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.BUNDLE_SIGNATURE_INVALID: "a bundle's signature does not verify under its certificate",
         Code.BUNDLE_VERIFICATION_FAILED: "a bundle failed another sigstore-python check",
         Code.IDENTITY_MISMATCH: "a keyless certificate matches no identity rule of the trust root",
+        Code.TOO_MANY_TIMESTAMPS: "a signature carries more than 32 RFC 3161 timestamps, or the "
+        "same one twice",
+        Code.TIMESTAMP_INVALID: "an RFC 3161 timestamp is unreadable (size, strict DER), not "
+        "granted, its CMS signature does not verify, or its ESS certificate binding or signature "
+        "algorithm does not match its signer",
+        Code.TIMESTAMP_WEAK_HASH: "a timestamp's imprint, CMS digest, signature algorithm or ESS "
+        "certificate hash is SHA-1 or unknown (SHA-256, SHA-384 and SHA-512 only)",
+        Code.TIMESTAMP_UNTRUSTED: "a timestamp's TSA certificate does not chain to a trusted TSA, "
+        "lacks the critical timeStamping EKU, or is not valid, inside its trust-root window and "
+        "unrevoked at the token's time",
+        Code.TIMESTAMP_MISMATCH: "a timestamp's message imprint is not the hash of exactly this "
+        "signature's bytes",
+        Code.TIMESTAMP_IN_FUTURE: "a timestamp's time is later than the verification time (now "
+        "or --at)",
+        Code.TIMESTAMP_REQUIRED: "a signature carries no timestamp, but --require-timestamp or "
+        "the trust root's policy requires one",
         Code.KEY_NOT_YET_VALID: "a key that signed is not valid yet at the verification time",
         Code.KEY_EXPIRED: "a key that signed is past its validUntil at the verification time",
         Code.KEY_REVOKED: "a key that signed was revoked at or before the verification time",
@@ -142,5 +165,7 @@ class SignFailure(StrEnum):
     """
 
     TIMEOUT = "timeout"
+    #: A --tsa did not return a token that verifies for this signature: it is not emitted.
+    TIMESTAMP = "timestamp"
     INVALID_SIGNATURE = "invalid-signature"
     BAD_OUTPUT = "bad-output"

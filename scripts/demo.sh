@@ -120,3 +120,34 @@ if dssesign verify --trust-root "$work/trust-root.json" "$work/tampered.json" 2>
   exit 1
 fi
 echo "  rejected, as it must be"
+
+echo
+echo "== 8. trusted time: an attestation that outlives its key"
+# A trust root for the release key alone, which also trusts the demo's RFC 3161 TSA.
+dssesign trust-root init --out "$work/release-root.json" >/dev/null
+dssesign trust-root add-key "$work/release-root.json" --public-key "$work/ed25519.pub" --label release >/dev/null
+dssesign trust-root add-tsa "$work/release-root.json" --certificate-chain "$DEMO_TSA_CHAIN" \
+  --name demo-tsa --label "demo TSA (OpenSSL ts)" >/dev/null
+echo "  signed with a timestamp from $DEMO_TSA_URL, and once without:"
+dssesign attest \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --key "$work/ed25519.key" --out "$work/stamped.json" --bundle-dir "$work/stamped" \
+  --tsa "$DEMO_TSA_URL" --trust-root "$work/release-root.json" 2>&1 | sed 's/^/    /'
+dssesign attest \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --key "$work/ed25519.key" --out "$work/unstamped.json" >/dev/null 2>&1
+echo "  the release key is rotated to a new key with no transition: its deadline is now"
+dssesign keygen --algorithm ed25519 --out "$work/release-2" >/dev/null
+dssesign trust-root rotate "$work/release-root.json" --from-key "$work/ed25519.key" \
+  --to-public-key "$work/release-2.pub" --transition-days 0 >/dev/null
+sleep 1.1   # one second past the deadline
+echo "  the timestamped attestation still verifies, judged at its signing time:"
+dssesign verify --trust-root "$work/release-root.json" --require-timestamp \
+  "$work/stamped.json" "$work"/stamped/*.sigstore.json | sed 's/^/    /'
+echo "  the one without a timestamp is refused:"
+if dssesign verify --trust-root "$work/release-root.json" "$work/unstamped.json" 2>&1 | sed 's/^/    /'; then
+  echo "  BUG: the un-timestamped envelope of a rotated-out key verified" >&2
+  exit 1
+fi

@@ -1,10 +1,12 @@
-"""Services for `make demo`, on 127.0.0.1 only: an OpenBao dev server (Vault transit) and the
-local Sigstore test instance the test suite uses (test CA, CT log, Rekor-style log, test OIDC).
+"""Services for `make demo`, on 127.0.0.1 only: an OpenBao dev server (Vault transit), the
+local Sigstore test instance the test suite uses (test CA, CT log, Rekor-style log, test OIDC)
+and an RFC 3161 TSA (OpenSSL behind a loopback HTTP server).
 
     python scripts/demo_services.py DIR
 
 writes DIR/services.env (VAULT_ADDR, VAULT_TOKEN, DSSESIGN_OIDC_TOKEN,
-DSSESIGN_SIGSTORE_TRUST_CONFIG, DEMO_TRUSTED_ROOT, DEMO_ISSUER, DEMO_SUBJECT) once both answer,
+DSSESIGN_SIGSTORE_TRUST_CONFIG, DEMO_TRUSTED_ROOT, DEMO_ISSUER, DEMO_SUBJECT, DEMO_TSA_URL,
+DEMO_TSA_CHAIN) once all answer,
 then runs until it is terminated or the process that started it ends. The secrets are throwaway
 demo values; they reach the demo through that file, never through argv.
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.openbao import _free_port, bao_binary
 from tests.sigstore_instance import start_instance
+from tests.tsa import TsaPool
 
 _START_TIMEOUT = 30.0
 
@@ -86,6 +89,12 @@ def main() -> None:
     sigstore_dir = directory / "sigstore"
     sigstore_dir.mkdir()
     instance = start_instance(sigstore_dir)
+    # An RFC 3161 TSA: OpenSSL's `ts -reply` behind a loopback HTTP server, under a test CA.
+    tsa_dir = directory / "tsa"
+    tsa_dir.mkdir()
+    tsas = TsaPool(tsa_dir)
+    tsa = tsas.start()
+    (directory / "tsa-chain.pem").write_bytes(tsa.chain_pem)
     values = {
         "VAULT_ADDR": address,
         "VAULT_TOKEN": token,
@@ -94,6 +103,8 @@ def main() -> None:
         "DEMO_TRUSTED_ROOT": str(instance.trusted_root_path),
         "DEMO_ISSUER": instance.issuer,
         "DEMO_SUBJECT": instance.subject,
+        "DEMO_TSA_URL": tsa.url,
+        "DEMO_TSA_CHAIN": str(directory / "tsa-chain.pem"),
     }
     env_file = directory / "services.env"
     partial = env_file.with_suffix(".partial")
@@ -103,6 +114,7 @@ def main() -> None:
 
     def stop(*_: object) -> None:
         instance.stop()
+        tsas.close()
         openbao.terminate()
         openbao.wait(timeout=10)
         raise SystemExit(0)

@@ -17,8 +17,14 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _UNIT = Path(__file__).resolve().parent / "unit"
 
 #: The real backends the tests start on 127.0.0.1, each a session fixture shared by every
-#: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`.
-pytest_plugins = ["tests.softhsm", "tests.localstack", "tests.openbao", "tests.sigstore_instance"]
+#: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`, `tsa`.
+pytest_plugins = [
+    "tests.softhsm",
+    "tests.localstack",
+    "tests.openbao",
+    "tests.sigstore_instance",
+    "tests.tsa",
+]
 
 #: Backend fixture -> the marker of the tests that need it. Every such test is also
 #: `integration`: `make check` runs the rest (the unit tier) with no server at all.
@@ -27,6 +33,7 @@ _BACKEND_MARKERS = {
     "localstack": "localstack",
     "openbao": "openbao",
     "sigstore_instance": "sigstore",
+    "tsa": "tsa",
 }
 #: Test modules that need a tool beyond Python (node) or build wheels (the kit): integration.
 _INTEGRATION_MODULES = {

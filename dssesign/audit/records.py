@@ -175,6 +175,8 @@ def signing_fields(record: SigningRecord) -> dict[str, Any]:
         fields["signatureSha256"] = record.signature_sha256
     if record.exportable:
         fields["exportable"] = True  # the key can leave its device (allow-exportable/-extractable)
+    if record.timestamps:
+        fields["timestamps"] = [dict(stamp) for stamp in record.timestamps]
     code = error_code(record)
     if code is not None:
         fields["errorCode"] = code

@@ -23,6 +23,12 @@ from .common import (
     print_json,
     write_public_key,
 )
+from .signing import (
+    _bundle_dir,
+    _load_signers_audited,
+    _timestamping,
+    add_signing,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,11 +36,8 @@ if TYPE_CHECKING:
     from .._internal.fileio import OutputSet
     from ..audit import AuditLog
     from ..sign.multisign import SigningContext, SigningResult
-    from ..sign.signer import Signer, SignerOptions
-
-#: Environment variable the keyless profile reads the OIDC identity token from.
-OIDC_TOKEN_ENV = "DSSESIGN_OIDC_TOKEN"  # noqa: S105 - the variable's name, not a secret
-_MAX_TOKEN_FILE = 64 * 1024
+    from ..sign.signer import Signer
+    from ..sign.timestamps import Timestamping
 
 
 def register(commands: Any) -> None:
@@ -92,55 +95,6 @@ def register(commands: Any) -> None:
     types.set_defaults(handler=_cmd_predicate_types)
 
 
-def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
-    """The signing options: repeatable --key, --threshold, --timeout and the secrets; with `out`,
-    also --out and --bundle-dir."""
-    parser.add_argument(
-        "--key",
-        action="append",
-        required=True,
-        metavar="REF",
-        help="key reference (PATH, file://PATH, or a profile's scheme); repeat for N signatures",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=int,
-        metavar="K",
-        help="succeed when at least K keys sign (default: all must sign)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="per-signer time limit (default: 60)",
-    )
-    if out:
-        parser.add_argument(
-            "--out", metavar="FILE", help="write the envelope here (default: stdout)"
-        )
-        parser.add_argument(
-            "--bundle-dir",
-            metavar="DIR",
-            help="also write one Sigstore bundle (v0.3) per signature here: "
-            "STEM.<keyid16>.sigstore.json, keyless: STEM.keyless-<n>.sigstore.json "
-            "(STEM: the --out name without .json, else 'envelope')",
-        )
-    add_password(parser)
-    parser.add_argument(
-        "--identity-token-file",
-        metavar="FILE",
-        help=f"OIDC identity token for --key keyless (default: ${OIDC_TOKEN_ENV}, "
-        "then ambient CI credentials)",
-    )
-    parser.add_argument(
-        "--trust-config",
-        metavar="FILE",
-        help="Sigstore ClientTrustConfig JSON naming the instance for --key keyless "
-        "(default: $DSSESIGN_SIGSTORE_TRUST_CONFIG, then the public-good instance)",
-    )
-
-
 def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: bool) -> None:
     parser.add_argument(
         "--subject",
@@ -172,77 +126,6 @@ def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: b
             metavar="FILE",
             help="a complete in-toto Statement instead of --subject/--predicate",
         )
-
-
-def signer_options(args: argparse.Namespace) -> SignerOptions:
-    """Secrets and instance settings for the key loaders, from files or the environment."""
-    from pathlib import Path
-
-    from ..sign.signer import SignerOptions
-
-    token = None
-    token_file = getattr(args, "identity_token_file", None)
-    if token_file:
-        raw = read_bounded(token_file, limit=_MAX_TOKEN_FILE, what="identity token file")
-        try:
-            token = raw.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise InputError(f"identity token file {token_file}: not ASCII text") from None
-        if not token:
-            raise InputError(f"identity token file {token_file}: empty")
-    trust_config = getattr(args, "trust_config", None)
-    if trust_config and not Path(trust_config).is_file():
-        raise InputError(f"trust config {trust_config}: no such file")
-    # Without --identity-token-file the keyless loader reads $DSSESIGN_OIDC_TOKEN itself.
-    return SignerOptions(
-        password=password(args),
-        identity_token=token,
-        trust_config=Path(trust_config) if trust_config else None,
-    )
-
-
-def load_signers(args: argparse.Namespace) -> list[Signer]:
-    """Load every `--key`, with no exportable warning and no audit record of a failure."""
-    from ..sign.signer import load_signer
-
-    options = signer_options(args)
-    return [load_signer(ref, options) for ref in args.key]
-
-
-def _load_signers_audited(
-    args: argparse.Namespace, audit: AuditLog | None, operation_id: str
-) -> list[Signer]:
-    """`load_signers`, recording a key that fails to load in the open audit log (if any).
-
-    Warns on stderr about each key that can leave its device (`exportable`).
-    """
-    from ..sign.signer import load_signer
-    from .audit import record_load_failure
-
-    options = signer_options(args)
-    signers = []
-    for ref in args.key:
-        try:
-            signers.append(load_signer(ref, options))
-        except Exception as exc:
-            if audit is not None:
-                record_load_failure(args, ref, exc, log=audit, operation_id=operation_id)
-            raise
-    _warn_exportable(signers)
-    return signers
-
-
-def _warn_exportable(signers: list[Signer]) -> None:
-    from ..sign.multisign import is_exportable
-
-    for signer in signers:
-        if is_exportable(signer):
-            print(
-                f"warning: key {getattr(signer, 'reference', signer.keyid)} can leave its device "
-                "(exportable/extractable, accepted by the reference's allow- option); "
-                "its signatures are marked exportable",
-                file=sys.stderr,
-            )
 
 
 def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -332,6 +215,7 @@ def _sign_and_emit(
     payload_type: str,
     context: SigningContext,
     bundle_dir: Path | None = None,
+    timestamping: Timestamping | None = None,
 ) -> int:
     """Sign, commit the audit records, then publish every output at once.
 
@@ -347,7 +231,11 @@ def _sign_and_emit(
         for name in bundle_names(signers, stem):
             outputs.check(bundle_dir / name, what="bundle")
     signer = MultiProfileSigner(
-        signers, threshold=args.threshold, timeout=args.timeout, audit=audit
+        signers,
+        threshold=args.threshold,
+        timeout=args.timeout,
+        audit=audit,
+        timestamps=timestamping,
     )
     result = signer.sign_detailed(payload, payload_type, context=context)
     envelope = result.envelope
@@ -358,10 +246,17 @@ def _sign_and_emit(
         if bundle_dir is not None:
             # All built (keyless ones checked against their signature) and staged with the
             # envelope; published together: an envelope on disk means its bundles are there.
-            files = bundles_for(envelope, result.signers, stem)
+            files = bundles_for(envelope, result.signers, stem, result.timestamps)
             written = write_bundles(bundle_dir, files, outputs)
             for item, path in zip(summary["signatures"], written, strict=True):
                 item["bundle"] = str(path)
+            if timestamping is not None:
+                from ..sign.timestamps import token_time
+
+                for item, tokens in zip(summary["signatures"], result.timestamps, strict=True):
+                    item["timestamps"] = [
+                        token_time(token)[0].strftime("%Y-%m-%dT%H:%M:%SZ") for token in tokens
+                    ]
         if args.out:
             outputs.write(args.out, envelope.to_json() + b"\n")
         if audit is not None:
@@ -399,6 +294,8 @@ def _sign_and_emit(
         print(f"  {item['algorithm']:<26} {keyid}  {item['key']}{marks}", file=stream)
         if "bundle" in item:
             print(f"    bundle -> {item['bundle']}", file=stream)
+        for moment in item.get("timestamps", []):
+            print(f"    timestamped at {moment}", file=stream)
     return 0
 
 
@@ -411,18 +308,6 @@ def _is_stdout(path: str) -> bool:
     except (OSError, ValueError):
         return False
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def _bundle_dir(args: argparse.Namespace, outputs: OutputSet) -> Path | None:
-    """--bundle-dir, created now: before any key is loaded (keyless loading costs a certificate).
-
-    Removed again (if it was created and is still empty) when the command fails.
-    """
-    if not getattr(args, "bundle_dir", None):
-        return None
-    from ..sign.bundles import prepare_bundle_dir
-
-    return prepare_bundle_dir(args.bundle_dir, outputs)
 
 
 def _signing_command(
@@ -441,6 +326,7 @@ def _signing_command(
     operation_id = signing_context(args).operation_id  # a bad --operation-id stops us here
     with planned_out(args) as outputs:
         bundle_dir = _bundle_dir(args, outputs)
+        timestamping = _timestamping(args, bundle_dir)
         audit = open_audit_log(args)
         try:
             signers = _load_signers_audited(args, audit, operation_id)
@@ -457,6 +343,7 @@ def _signing_command(
                 payload_type=payload_type,
                 context=context,
                 bundle_dir=bundle_dir,
+                timestamping=timestamping,
             )
         except BaseException:
             if audit is not None:

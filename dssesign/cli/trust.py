@@ -2,34 +2,29 @@
 
 Every trust-root change is one read-modify-write under the file's update lock (`PATH.lock`,
 bounded by --timeout), recorded in the audit log before the new file is renamed into place
-(no audit, no change), and bumps `version`.
+(no audit, no change), and bumps `version` (`trust_update`). The timestamp-authority commands
+live in `trust_tsa`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import OutputSet, read_bounded
-from .._internal.lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
 from ..errors import ConfigError
-from .audit import (
-    add_trust_audit_options,
-    open_audit_log,
-    record_trust_not_published,
-    write_trust_record,
-)
+from .audit import open_audit_log, record_trust_not_published, write_trust_record
 from .common import Parser, add_json, add_password, command_inputs, password, print_json
+from .trust_tsa import register_add_tsa, revoke_tsa, tsa_lines
+from .trust_update import Change as _Change
+from .trust_update import add_update_options as _add_update_options
+from .trust_update import option_time as _time
+from .trust_update import read_root as _read
+from .trust_update import update as _update
 
 if TYPE_CHECKING:
-    from ..audit import AuditLog
     from ..core.keys import PublicKey
     from ..trust import TrustRoot
 
@@ -37,7 +32,7 @@ _MAX_PEM = 64 * 1024
 
 
 def register(commands: Any) -> None:
-    """Add `trust-root` (init, add-key, revoke, set-policy, rotate, set-root-keys,
+    """Add `trust-root` (init, add-key, add-tsa, revoke, set-policy, rotate, set-root-keys,
     set-sigstore-root, add-identity, show, sign) and `kit build`."""
     trust = commands.add_parser("trust-root", help="create and manage a trust-root bundle")
     sub = trust.add_subparsers(dest="trust_command", required=True, parser_class=Parser)
@@ -60,11 +55,17 @@ def register(commands: Any) -> None:
     _add_update_options(add)
     add.set_defaults(handler=_cmd_add_key)
 
-    revoke = sub.add_parser("revoke", help="revoke a key from a point in time on")
+    register_add_tsa(sub)
+
+    revoke = sub.add_parser(
+        "revoke", help="revoke a key or a timestamp authority from a point in time on"
+    )
     revoke.add_argument("file", metavar="FILE")
-    revoke.add_argument("--keyid", required=True, metavar="ID")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--keyid", metavar="ID", help="the key to revoke")
+    which.add_argument("--tsa", metavar="NAME", help="the timestamp authority to revoke")
     revoke.add_argument("--at", metavar="TIME", help="revocation time (default: now)")
-    revoke.add_argument("--reason", default="", metavar="TEXT")
+    revoke.add_argument("--reason", default="", metavar="TEXT", help="shown when a key is refused")
     _add_update_options(revoke)
     revoke.set_defaults(handler=_cmd_revoke)
 
@@ -75,6 +76,13 @@ def register(commands: Any) -> None:
     policy.add_argument("--clear-required", action="store_true", help="require no keyids")
     policy.add_argument("--for-type", metavar="URI", help="set the policy for one predicate type")
     policy.add_argument("--hybrid", choices=("off", "or", "and", "pq-only"))
+    policy.add_argument(
+        "--require-timestamp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every counted signature (of --for-type, or of any type) needs a verified "
+        "RFC 3161 timestamp; --no-require-timestamp drops the rule",
+    )
     _add_update_options(policy)
     policy.set_defaults(handler=_cmd_set_policy)
 
@@ -158,162 +166,10 @@ def register(commands: Any) -> None:
     build.set_defaults(handler=_cmd_kit_build)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds >= 0")
-    return value
-
-
-def _add_update_options(parser: argparse.ArgumentParser) -> None:
-    """--json, the audit options, and --timeout: what every command that writes shares."""
-    add_json(parser)
-    group = add_trust_audit_options(parser)
-    group.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=DEFAULT_LOCK_TIMEOUT,
-        metavar="SECONDS",
-        help="give up (exit 1, nothing changed) when another process holds the trust root's "
-        f"or the audit log's lock for longer than this (default: {DEFAULT_LOCK_TIMEOUT:g})",
-    )
-
-
 def _public_key(path: str) -> PublicKey:
     from ..core.keys import load_public_key
 
     return load_public_key(read_bounded(path, limit=_MAX_PEM, what="public key"), source=path)
-
-
-def _time(value: str | None, what: str) -> datetime | None:
-    from ..trust import parse_time
-
-    return parse_time(value, what=what) if value else None
-
-
-def _read(path: str) -> TrustRoot:
-    from ..trust import read_trust_root
-
-    return read_trust_root(path, allow_incomplete=True)
-
-
-@dataclass(frozen=True)
-class _Change:
-    """A computed change: the new trust root, and what to report and record about it."""
-
-    root: TrustRoot
-    what: str
-    change: str
-    keyids: tuple[str, ...] = ()
-    #: (from, to) keyids: recorded as a rotation event instead of a trust-root change.
-    rotation: tuple[str, str] | None = None
-    signer_reference: str | None = None
-
-
-def _update(
-    args: argparse.Namespace,
-    path: str,
-    make: Callable[[TrustRoot | None], _Change],
-    *,
-    create: bool = False,
-) -> int:
-    """Read, change and write the trust root at `path` as one step no other update interleaves
-    with; no audit, no change.
-
-    In order: the audit log is opened (writable, its key loaded); the update lock
-    (``PATH.lock``) is taken, waiting at most --timeout; the current file is read; the output
-    is staged (a temp file beside it: can it be written?); `make` computes the change from what
-    was read (None when `create`); the file is checked unchanged since it was read (a writer
-    that does not lock); the change is recorded and the record committed (durable,
-    checkpointed); only then is the new file renamed into place. Any failure before the rename
-    leaves the file as it was; a failure after the record adds a `not-published` failure record.
-    """
-    import uuid
-
-    from ..trust import MAX_TRUST_ROOT_BYTES, dump_trust_root, load_trust_root
-
-    audit = open_audit_log(args)
-    try:
-        with locked(path, timeout=args.timeout, what=f"trust root {path}"):
-            before: bytes | None = None
-            current: TrustRoot | None = None
-            if create:
-                if Path(path).exists() and not getattr(args, "force", False):
-                    raise ConfigError(f"{path} exists; refusing to overwrite it (use --force)")
-            else:
-                before = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
-                current = load_trust_root(before, allow_incomplete=True)
-            with OutputSet(command_inputs(args)) as outputs:
-                outputs.add(path, what="trust root")  # writable? (a temp file beside it)
-                change = make(current)
-                data = dump_trust_root(change.root)
-                outputs.write(path, data)
-                _check_unchanged(path, before, create=create)
-                if audit is None:
-                    outputs.publish()
-                else:
-                    _record_then_publish(audit, outputs, change, data, str(uuid.uuid4()))
-    except BaseException:
-        if audit is not None:
-            with contextlib.suppress(Exception):  # the error that stopped us is the one to show
-                audit.close()
-        raise
-    if audit is not None:
-        audit.close()  # committed already: writes nothing more
-    root = change.root
-    if getattr(args, "json", False):
-        print_json({"file": path, "version": root.version, "change": change.what})
-    else:
-        print(f"{path}: {change.what} (version {root.version})")
-    return 0
-
-
-def _check_unchanged(path: str, before: bytes | None, *, create: bool) -> None:
-    """Compare-and-swap: refuse to publish over a file that is not the one the change was made
-    from (a process that writes without taking the lock)."""
-    from ..trust import MAX_TRUST_ROOT_BYTES
-
-    if create:
-        return
-    now = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
-    if now != before:
-        raise ConcurrentUpdateError(
-            f"trust root {path} was changed by another process while this change was made; "
-            "nothing was written (run the command again)"
-        )
-
-
-def _record_then_publish(
-    audit: AuditLog, outputs: OutputSet, change: _Change, data: bytes, operation_id: str
-) -> None:
-    version = change.root.version
-    write_trust_record(
-        audit,
-        change.change,
-        version=version,
-        operation_id=operation_id,
-        data=data,
-        keyids=change.keyids,
-        rotation=change.rotation,
-        signer_reference=change.signer_reference,
-    )
-    # From here the log says the change was made: if it is not, say so under the same id.
-    try:
-        audit.commit()  # durable and checkpointed before the change is visible
-        outputs.publish()
-    except BaseException as exc:
-        record_trust_not_published(
-            audit,
-            change.change,
-            exc,
-            version=version,
-            operation_id=operation_id,
-            rotation=change.rotation,
-        )
-        raise
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -353,6 +209,8 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     from ..trust import revoke_key
 
     at = _time(args.at, "--at")
+    if args.tsa is not None:
+        return revoke_tsa(args, at)
 
     def make(current: TrustRoot | None) -> _Change:
         assert current is not None
@@ -378,8 +236,12 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
             required_keyids=required,
             for_type=args.for_type,
             hybrid=args.hybrid,
+            require_timestamp=args.require_timestamp,
         )
-        return _Change(root, f"policy updated{scope}", "set-policy")
+        what = f"policy updated{scope}"
+        if args.for_type and args.require_timestamp is False and root.policy.require_timestamp:
+            what += " (timestamps stay required: the global policy requires them for every type)"
+        return _Change(root, what, "set-policy")
 
     return _update(args, args.file, make)
 
@@ -481,9 +343,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     policy = root.policy
     print(f"trust root version {root.version}, expires {format_time(root.expires)}")
     required = ", ".join(k[:16] + "…" for k in policy.required_keyids) or "none"
-    print(f"policy: threshold {policy.threshold}, required {required}, hybrid {policy.hybrid}")
+    stamped = ", timestamp required" if policy.require_timestamp else ""
+    print(
+        f"policy: threshold {policy.threshold}, required {required}, hybrid {policy.hybrid}"
+        f"{stamped}"
+    )
     for uri, rule in policy.per_type.items():
-        print(f"  for {uri}: threshold {rule.threshold}")
+        stamped = ", timestamp required" if rule.require_timestamp else ""
+        print(f"  for {uri}: threshold {rule.threshold}{stamped}")
     for key in root.keys:
         window = (
             f"{format_time(key.valid_from) if key.valid_from else '-'} .. "
@@ -506,15 +373,36 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 print(f"    {name}: {value}")
             if identity.predicate_types:
                 print(f"    types: {', '.join(identity.predicate_types)}")
+    for authority in root.timestamp_authorities:
+        for line in tsa_lines(authority):
+            print(line)
     for event in root.rotations:
         print(
             f"rotation {event.from_keyid[:16]}… -> {event.to_keyid[:16]}… "
             f"until {format_time(event.transition_deadline)}"
         )
+    if _timestamps_required(root) and not _timestamp_authorities_known(root):
+        print(
+            "warning: the policy requires timestamps but the trust root lists no timestamp "
+            "authority (trust-root add-tsa): every signature will be refused",
+            file=sys.stderr,
+        )
     for event in failed_handovers(root):
         problem = rotation_chain_problem(root, event.to_keyid)
         print(f"warning: key {event.to_keyid} will not count: {problem}", file=sys.stderr)
     return 0
+
+
+def _timestamps_required(root: TrustRoot) -> bool:
+    policy = root.policy
+    return policy.require_timestamp or any(p.require_timestamp for p in policy.per_type.values())
+
+
+def _timestamp_authorities_known(root: TrustRoot) -> bool:
+    """Any TSA a token could chain to: the trust root's, or its Sigstore trusted root's."""
+    if root.timestamp_authorities:
+        return True
+    return root.keyless is not None and bool(root.keyless.trusted_root.get("timestampAuthorities"))
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
@@ -523,7 +411,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     import uuid
 
     from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, sign_trust_root
-    from .sign import load_signers
+    from .signing import load_signers
 
     audit = open_audit_log(args)
     try:

@@ -69,6 +69,12 @@ def register(commands: Any) -> None:
     )
     verify.add_argument("--at", metavar="TIME", help="verification time, RFC 3339 UTC")
     verify.add_argument(
+        "--require-timestamp",
+        action="store_true",
+        help="every counted key's signature must carry a verified RFC 3161 timestamp in its "
+        "bundle (TIMESTAMP_REQUIRED otherwise)",
+    )
+    verify.add_argument(
         "--jobs",
         type=int,
         default=0,
@@ -87,6 +93,7 @@ class _Request:
     artifacts: tuple[str, ...]
     predicate_type: str | None
     at: datetime | None
+    require_timestamp: bool = False
 
 
 def load_trust_root_arg(
@@ -168,6 +175,7 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
             digests=request.digests,
             predicate_type=request.predicate_type,
             at=request.at,
+            require_timestamp=request.require_timestamp,
         )
     except VerificationError as exc:
         return exc.exit_code, {"envelope": str(path), **failure_report(exc)}
@@ -247,6 +255,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         artifacts=artifacts,
         predicate_type=predicate_type,
         at=at,
+        require_timestamp=args.require_timestamp,
     )
     jobs = args.jobs or os.cpu_count() or 1
     results = _run_all(paths, root, request, jobs)
@@ -266,7 +275,8 @@ def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> in
         print(f"OK: {safe(report['message'])}")
         for key in report.get("keysCounted", []):
             label = f" ({safe(key['label'])})" if key.get("label") else ""
-            print(f"  {key['algorithm']:<26} {key['keyid']}{label}")
+            when = f"  signed at {key['signedAt']} (RFC 3161)" if key.get("signedAt") else ""
+            print(f"  {key['algorithm']:<26} {key['keyid']}{label}{when}")
         for identity in report.get("identitiesCounted", []):
             label = f" ({safe(identity['label'])})" if identity.get("label") else ""
             print(
@@ -381,6 +391,7 @@ def _verify_bundled(
                 digests=tuple(args.digest),
                 predicate_type=predicate_type,
                 at=at,
+                require_timestamp=args.require_timestamp,
             )
         else:
             result = verify(
@@ -391,6 +402,7 @@ def _verify_bundled(
                 digests=tuple(args.digest),
                 predicate_type=predicate_type,
                 at=at,
+                require_timestamp=args.require_timestamp,
             )
     except VerificationError as exc:
         return exc.exit_code, failure_report(exc)

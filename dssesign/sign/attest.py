@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .bundles import BundleFile
     from .multisign import RecordHook, SigningContext
     from .signer import Signer, SignerOptions
+    from .timestamps import Timestamping
 
 __all__ = ["AttestResult", "attest"]
 
@@ -60,6 +61,7 @@ def attest(
     bundle_stem: str = "envelope",
     audit: RecordHook | None = None,
     context: SigningContext | None = None,
+    timestamps: Timestamping | None = None,
 ) -> AttestResult:
     """Build the in-toto Statement, sign it with every key, and return it with its bundles.
 
@@ -68,8 +70,9 @@ def attest(
     predicate file, a cyclonedx-python-lib ``Bom`` (serialized with the library's own JSON
     writer, CycloneDX 1.6) or an spdx-tools ``Document`` (its own JSON writer).
     `predicate_type`: a ``--type`` short name or a type URI. `keys`: key references (as
-    ``--key``) or `Signer` objects. `validate=False` is ``--no-validate``. Raises the same
-    errors the command reports.
+    ``--key``) or `Signer` objects. `validate=False` is ``--no-validate``. `timestamps`
+    (``--tsa`` with its trust root's authorities) puts verified RFC 3161 tokens in each keyed
+    signature's bundle. Raises the same errors the command reports.
     """
     from .bundles import bundles_for  # noqa: PLC0415 - the signing stack, on first use
     from .multisign import MultiProfileSigner  # noqa: PLC0415 - on first use
@@ -90,9 +93,11 @@ def attest(
     statement = build_statement(descriptors, type_uri, checked)
     chosen = options or SignerOptions()
     signers = [load_signer(key, chosen) if isinstance(key, str) else key for key in keys]
-    signer = MultiProfileSigner(signers, threshold=threshold, timeout=timeout, audit=audit)
+    signer = MultiProfileSigner(
+        signers, threshold=threshold, timeout=timeout, audit=audit, timestamps=timestamps
+    )
     result = signer.sign_detailed(statement_payload(statement), PAYLOAD_TYPE, context=context)
-    bundles = bundles_for(result.envelope, result.signers, bundle_stem)
+    bundles = bundles_for(result.envelope, result.signers, bundle_stem, result.timestamps)
     return AttestResult(envelope=result.envelope, bundles=tuple(bundles), statement=statement)
 
 

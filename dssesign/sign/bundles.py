@@ -52,7 +52,11 @@ class BundleSource(Protocol):
 
 
 def keyed_bundle(
-    payload: bytes, payload_type: str, signature: bytes, public_key: PublicKey
+    payload: bytes,
+    payload_type: str,
+    signature: bytes,
+    public_key: PublicKey,
+    timestamps: Sequence[bytes] = (),
 ) -> dict[str, object]:
     """A bundle v0.3 for one keyed DSSE signature, in the protobuf JSON mapping (camelCase).
 
@@ -61,9 +65,15 @@ def keyed_bundle(
     treat alike). Verifiers find the key out of band by the hint; nothing here is trusted.
     """
     hint = public_key_hint(public_key)
+    material: dict[str, object] = {"publicKey": {"hint": hint}, "tlogEntries": []}
+    if timestamps:
+        # Where cosign and sigstore verifiers read RFC 3161 tokens (the DER TimeStampResp).
+        material["timestampVerificationData"] = {
+            "rfc3161Timestamps": [{"signedTimestamp": b64encode(t)} for t in timestamps]
+        }
     return {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "verificationMaterial": material,
         "dsseEnvelope": {
             "payload": b64encode(payload),
             "payloadType": payload_type,
@@ -126,8 +136,15 @@ def bundle_names(signers: Sequence[Signer], stem: str) -> list[str]:
     return names
 
 
-def bundles_for(envelope: Envelope, signers: Sequence[Signer], stem: str) -> list[BundleFile]:
+def bundles_for(
+    envelope: Envelope,
+    signers: Sequence[Signer],
+    stem: str,
+    timestamps: Sequence[Sequence[bytes]] = (),
+) -> list[BundleFile]:
     """One bundle per envelope signature; `signers[i]` made `envelope.signatures[i]`.
+
+    `timestamps[i]` (if given) are signature i's RFC 3161 tokens, carried in its keyed bundle.
 
     Raises SigningError if a keyless signer has no bundle for its signature or hands back one
     that does not hold exactly that signature over this payload and payload type.
@@ -144,7 +161,11 @@ def bundles_for(envelope: Envelope, signers: Sequence[Signer], stem: str) -> lis
             files.append(BundleFile(name, text, signer.keyid, keyless=True))
         else:
             bundle = keyed_bundle(
-                envelope.payload, envelope.payload_type, signature.sig, signer.public_key
+                envelope.payload,
+                envelope.payload_type,
+                signature.sig,
+                signer.public_key,
+                timestamps[index] if timestamps else (),
             )
             files.append(BundleFile(name, bundle_json(bundle), signer.keyid, keyless=False))
     return files

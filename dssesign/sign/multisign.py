@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .._internal.workers import Workers
 from ..codes import SignFailure
@@ -17,6 +18,9 @@ from ..core.dsse import Envelope, Signature, pae
 from ..errors import ConfigError, SigningError
 from .bundles import is_keyless
 from .signer import Signer
+
+if TYPE_CHECKING:
+    from .timestamps import Timestamping
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class SigningRecord:
     context: SigningContext | None = None
     #: The key can leave its device (Vault `allow-exportable`, PKCS#11 `allow-extractable`).
     exportable: bool = False
+    #: The RFC 3161 timestamps the signature went out with: TSA URL, time and serial each.
+    timestamps: tuple[Mapping[str, str], ...] = ()
 
 
 RecordHook = Callable[[SigningRecord], None]
@@ -76,6 +82,8 @@ class SigningResult:
 
     envelope: Envelope
     signers: tuple[Signer, ...]
+    #: Each signature's verified RFC 3161 tokens (DER), in envelope order; empty without --tsa.
+    timestamps: tuple[tuple[bytes, ...], ...] = ()
 
     def pairs(self) -> tuple[tuple[Signer, Signature], ...]:
         """Each emitted signature with the signer that made it, in envelope order."""
@@ -98,6 +106,8 @@ class _Outcome:
     error: str | None = None
     code: str | None = None
     duration: float = 0.0
+    tokens: tuple[bytes, ...] = ()
+    stamps: tuple[Mapping[str, str], ...] = ()
 
 
 class MultiProfileSigner:
@@ -116,6 +126,7 @@ class MultiProfileSigner:
         timeout: float = 60.0,
         hooks: Sequence[RecordHook] = (),
         audit: RecordHook | None = None,
+        timestamps: Timestamping | None = None,
     ) -> None:
         if not signers:
             raise ConfigError("no signers given")
@@ -142,6 +153,7 @@ class MultiProfileSigner:
         self._keyids = tuple(envelope_keyid(signer) for signer in self._signers)
         self._threshold = len(signers) if threshold is None else threshold
         self._timeout = timeout
+        self._timestamps = timestamps
         # The audit sink (e.g. dssesign.audit.AuditLog) runs first; like any hook it fails closed.
         self._hooks = ([audit] if audit is not None else []) + list(hooks)
 
@@ -191,7 +203,33 @@ class MultiProfileSigner:
                 outcomes[index] = _Outcome(
                     error=f"timed out after {self._timeout:g}s", code=SignFailure.TIMEOUT
                 )
+        if self._timestamps is not None:
+            self._stamp(self._timestamps, outcomes)
         return self._finish(payload, payload_type, outcomes, context)
+
+    def _stamp(self, timestamping: Timestamping, outcomes: list[_Outcome]) -> None:
+        """Every verified signature of a keyed signer gets its tokens, all TSAs at once.
+
+        A signature whose tokens do not all come back verified fails like a signer that failed:
+        it is never emitted with a token that did not verify, or without one. Keyless signatures
+        carry their own time evidence (the transparency log's) and are left as they are.
+        """
+        todo = [
+            (outcome, outcome.signature)
+            for outcome, keyid in zip(outcomes, self._keyids, strict=True)
+            if outcome.signature is not None and keyid
+        ]
+        if not todo:
+            return
+        answers = timestamping.stamp([signature for _, signature in todo])
+        for (outcome, _), answer in zip(todo, answers, strict=True):
+            if isinstance(answer, SigningError):
+                outcome.signature = None
+                outcome.error = f"timestamp: {answer}"
+                outcome.code = SignFailure.TIMESTAMP
+            else:
+                outcome.tokens = answer
+                outcome.stamps = timestamping.describe(answer)
 
     def _finish(
         self,
@@ -211,11 +249,15 @@ class MultiProfileSigner:
                         # An audit trail that cannot record must stop the signature going out.
                         raise SigningError(f"signing record hook failed: {exc}") from exc
         signed = [
-            (signer, keyid, outcome.signature)
+            (signer, keyid, outcome)
             for (signer, outcome), keyid in zip(pairs, self._keyids, strict=True)
             if outcome.signature is not None
         ]
-        signatures = tuple(Signature(sig=signature, keyid=keyid) for _, keyid, signature in signed)
+        signatures = tuple(
+            Signature(sig=outcome.signature, keyid=keyid)
+            for _, keyid, outcome in signed
+            if outcome.signature is not None
+        )
         if len(signatures) < self._threshold:
             failures = "; ".join(
                 f"{_describe(signer)} ({signer.keyid[:12]}): {outcome.error}"
@@ -230,7 +272,15 @@ class MultiProfileSigner:
                 f"signed; {failures}"
             )
         envelope = Envelope(payload=payload, payload_type=payload_type, signatures=signatures)
-        return SigningResult(envelope=envelope, signers=tuple(signer for signer, _, _ in signed))
+        return SigningResult(
+            envelope=envelope,
+            signers=tuple(signer for signer, _, _ in signed),
+            timestamps=(
+                tuple(outcome.tokens for _, _, outcome in signed)
+                if self._timestamps is not None
+                else ()
+            ),
+        )
 
 
 def _records(
@@ -258,6 +308,7 @@ def _records(
             error_code=outcome.code,
             context=context,
             exportable=is_exportable(signer),
+            timestamps=outcome.stamps,
         )
         for signer, outcome in pairs
     ]

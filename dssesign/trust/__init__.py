@@ -3,8 +3,10 @@
 The format is documented field by field in ``docs/trust-root.md`` and published as the JSON
 Schema ``dssesign/schemas/trust-root.v1.schema.json``. The package: the model (`model`,
 `identity`), the strict loader and canonical writer (`document`, `schema`, `rules`), the
-management operations (`edit`), key-rotation handovers (`rotation`) and DSSE-signed trust roots
-(`signed`). This is the trust layer: it imports nothing of signing or verification.
+management operations (`edit`, keys and RFC 3161 timestamp authorities alike), key-rotation
+handovers (`rotation`) and DSSE-signed trust roots (`signed`). This is the trust layer: it
+imports nothing of signing or verification; the timestamp layer below it is imported only
+when a trust root lists timestamp authorities.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._common import (
     MAX_ROTATIONS,
     MAX_SUBJECT_CHARS,
     MAX_THRESHOLD,
+    MAX_TIMESTAMP_AUTHORITIES,
     MAX_TRUST_ROOT_BYTES,
     MEDIA_TYPE,
     SCHEMA_ID,
@@ -39,8 +42,10 @@ from .document import dump_trust_root, load_trust_root, read_trust_root, save_tr
 from .edit import (
     add_identity,
     add_key,
+    add_timestamp_authority,
     init_trust_root,
     revoke_key,
+    revoke_timestamp_authority,
     set_expires,
     set_policy,
     set_root_keys,
@@ -69,6 +74,7 @@ __all__ = [
     "MAX_ROTATIONS",
     "MAX_SUBJECT_CHARS",
     "MAX_THRESHOLD",
+    "MAX_TIMESTAMP_AUTHORITIES",
     "MAX_TRUST_ROOT_ARRAY",
     "MAX_TRUST_ROOT_BYTES",
     "MEDIA_TYPE",
@@ -94,6 +100,7 @@ __all__ = [
     "TypePolicy",
     "add_identity",
     "add_key",
+    "add_timestamp_authority",
     "check_subject_regexp",
     "dump_trust_root",
     "failed_handovers",
@@ -104,6 +111,7 @@ __all__ = [
     "parse_time",
     "read_trust_root",
     "revoke_key",
+    "revoke_timestamp_authority",
     "rotate_key",
     "rotation_chain_problem",
     "save_trust_root",

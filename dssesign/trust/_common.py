@@ -32,6 +32,8 @@ MAX_THRESHOLD: Final = 256
 MAX_TRUST_ROOT_BYTES: Final = 4 * 1024 * 1024
 #: Keyless identity rules in one trust root.
 MAX_IDENTITIES: Final = 64
+#: RFC 3161 timestamp authorities in one trust root (each chain: at most 8 certificates).
+MAX_TIMESTAMP_AUTHORITIES: Final = 32
 #: A subjectRegExp longer than this is refused; a SAN longer than MAX_SUBJECT_CHARS never
 #: matches a subjectRegExp (exact subjects are compared whatever their length). RE2 matches
 #: subjectRegExps (see _subject_regexp): linear in the SAN, it cannot backtrack.

@@ -22,7 +22,7 @@ from ..errors import (
 from ..limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    pass
+    from ..timestamp.authority import TimestampAuthority
 
 from ._common import MAX_TRUST_ROOT_BYTES, MEDIA_TYPE, _fail, format_time, parse_time
 from .model import Policy, Revocation, RootKeys, RotationEvent, TrustedKey, TrustRoot, TypePolicy
@@ -125,10 +125,12 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
             uri: TypePolicy(
                 threshold=entry["threshold"],
                 required_keyids=tuple(entry.get("requiredKeyids", ())),
+                require_timestamp=entry.get("requireTimestamp", False),
             )
             for uri, entry in policy_doc.get("perType", {}).items()
         },
         hybrid=policy_doc["hybrid"],
+        require_timestamp=policy_doc.get("requireTimestamp", False),
     )
     rotations = []
     for index, entry in enumerate(document["rotations"]):
@@ -164,7 +166,32 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
         rotations=tuple(rotations),
         root=root_keys,
         sigstore=document.get("sigstore"),
+        timestamp_authorities=_timestamp_authorities(document),
     )
+
+
+def _timestamp_authorities(document: Mapping[str, Any]) -> tuple[TimestampAuthority, ...]:
+    """The `timestampAuthorities` section; a trust root without one imports nothing for it."""
+    entries = document.get("timestampAuthorities")
+    if entries is None:
+        return ()
+    # Only a trust root that lists TSAs pays for importing X.509 parsing (verify start-up).
+    from ..timestamp.authority import TimestampAuthority  # noqa: PLC0415 - lazy, see above
+
+    authorities = []
+    for index, entry in enumerate(entries):
+        path = f"$.timestampAuthorities[{index}]"
+        authority = TimestampAuthority.from_dict(entry, path)
+        written = authority.to_dict()["certificateChain"]
+        for position, pem in enumerate(entry["certificateChain"]):
+            if pem != written[position]:
+                raise _fail(
+                    f"{path}.certificateChain[{position}]",
+                    "not in canonical PEM form (one CERTIFICATE block, 64-character lines, "
+                    "LF line ends, final newline); re-export it, e.g. openssl x509 -outform PEM",
+                )
+        authorities.append(authority)
+    return tuple(authorities)
 
 
 def _optional_time(entry: Mapping[str, Any], name: str, path: str) -> datetime | None:
@@ -216,7 +243,11 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
             per_type[uri] = {"threshold": type_policy.threshold}
             if type_policy.required_keyids:
                 per_type[uri]["requiredKeyids"] = list(type_policy.required_keyids)
+            if type_policy.require_timestamp:
+                per_type[uri]["requireTimestamp"] = True
         policy["perType"] = per_type
+    if root.policy.require_timestamp:
+        policy["requireTimestamp"] = True
     document: dict[str, Any] = {
         "mediaType": MEDIA_TYPE,
         "version": root.version,
@@ -241,6 +272,8 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
         }
     if root.sigstore is not None:
         document["sigstore"] = root.sigstore
+    if root.timestamp_authorities:
+        document["timestampAuthorities"] = [a.to_dict() for a in root.timestamp_authorities]
     return document
 
 

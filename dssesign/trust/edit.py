@@ -17,9 +17,9 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    pass
+    from ..timestamp.authority import TimestampAuthority
 
-from ._common import HybridMode, _fail, _now, _whole_seconds, format_time
+from ._common import HybridMode, _clip, _fail, _now, _whole_seconds, format_time
 from .identity import IdentityRule, _parse_sigstore
 from .model import Policy, Revocation, RootKeys, TrustedKey, TrustRoot, TypePolicy
 from .rules import _validate
@@ -112,14 +112,25 @@ def set_policy(
     required_keyids: Sequence[str] | None = None,
     for_type: str | None = None,
     hybrid: HybridMode | None = None,
+    require_timestamp: bool | None = None,
 ) -> TrustRoot:
-    """Change the threshold / required keyids (globally, or for one predicate type) or hybrid.
+    """Change the threshold / required keyids / timestamp rule (globally, or for one predicate
+    type) or hybrid.
 
     `required_keyids=()` clears the requirement; None leaves it as it is. A new per-type entry
-    needs a threshold. The hybrid mode is global.
+    needs a threshold. The hybrid mode is global. `require_timestamp` True makes every counted
+    signature (of `for_type`, or of every type) need a verified RFC 3161 timestamp; False drops
+    that rule (a global True still holds for every type); None leaves it.
     """
-    if threshold is None and required_keyids is None and hybrid is None:
+    if (
+        threshold is None
+        and required_keyids is None
+        and hybrid is None
+        and require_timestamp is None
+    ):
         raise ConfigError("set_policy: nothing to change")
+    if require_timestamp is not None and type(require_timestamp) is not bool:
+        raise ConfigError("require_timestamp must be True, False or None")
     if isinstance(required_keyids, str):
         raise ConfigError("required_keyids must be a sequence of keyids, not one string")
     required = None if required_keyids is None else tuple(required_keyids)
@@ -130,6 +141,9 @@ def set_policy(
             threshold=policy.threshold if threshold is None else threshold,
             required_keyids=policy.required_keyids if required is None else required,
             hybrid=policy.hybrid if hybrid is None else hybrid,
+            require_timestamp=(
+                policy.require_timestamp if require_timestamp is None else require_timestamp
+            ),
         )
     else:
         if hybrid is not None:
@@ -137,11 +151,17 @@ def set_policy(
         current = policy.per_type.get(for_type)
         if current is None:
             if threshold is None:
-                raise ConfigError(f"a new policy for {for_type} needs a threshold")
+                raise ConfigError(
+                    f"a new policy for {for_type} needs a threshold (--threshold N); it then "
+                    "replaces the global threshold and required keyids for that type"
+                )
             current = TypePolicy(threshold=threshold)
         updated = TypePolicy(
             threshold=current.threshold if threshold is None else threshold,
             required_keyids=current.required_keyids if required is None else required,
+            require_timestamp=(
+                current.require_timestamp if require_timestamp is None else require_timestamp
+            ),
         )
         policy = dataclasses.replace(policy, per_type={**policy.per_type, for_type: updated})
     return _bump(root, policy=policy)
@@ -217,3 +237,59 @@ def add_identity(
     entries = [r.to_json() for r in root.keyless.identities] + [rule.to_json()]
     section = {"trustedRoot": root.keyless.trusted_root, "identities": entries}
     return _bump(root, sigstore=section)
+
+
+# --- RFC 3161 timestamp authorities ----------------------------------------------------------
+
+
+def _authority_index(root: TrustRoot, name: str) -> int:
+    for index, authority in enumerate(root.timestamp_authorities):
+        if authority.name == name:
+            return index
+    raise TrustRootError(
+        f"trust root has no timestamp authority named {_clip(repr(name), 80)}",
+        "$.timestampAuthorities",
+    )
+
+
+def add_timestamp_authority(root: TrustRoot, authority: TimestampAuthority) -> TrustRoot:
+    """Trust one more RFC 3161 TSA. A name already listed, or the same TSA certificate under
+    another name, is refused (TrustRootError naming the path)."""
+    # Imported only here: a trust root without TSAs never loads X.509 parsing.
+    from ..timestamp.authority import TimestampAuthority  # noqa: PLC0415 - lazy, see above
+
+    if not isinstance(authority, TimestampAuthority):
+        raise ConfigError("authority must be a dssesign.timestamp.TimestampAuthority")
+    for index, listed in enumerate(root.timestamp_authorities):
+        if listed.name == authority.name:
+            raise _fail(
+                f"$.timestampAuthorities[{index}].name",
+                f"a timestamp authority named {_clip(repr(authority.name), 80)} is already "
+                "listed (names are unique)",
+            )
+        if listed.chain_der[0] == authority.chain_der[0]:
+            # Under two names, revoking one of them would leave the TSA trusted.
+            raise _fail(
+                f"$.timestampAuthorities[{index}].certificateChain[0]",
+                f"the TSA certificate of {_clip(repr(authority.name), 80)} is already listed "
+                f"as {_clip(repr(listed.name), 80)}",
+            )
+    return _bump(root, timestamp_authorities=(*root.timestamp_authorities, authority))
+
+
+def revoke_timestamp_authority(root: TrustRoot, name: str, at: datetime | None = None) -> TrustRoot:
+    """Revoke the TSA `name` from `at` (default now, rounded down to whole seconds) on: its
+    tokens dated at or after `at` are refused, earlier ones still count."""
+    index = _authority_index(root, name)
+    authority = root.timestamp_authorities[index]
+    if authority.revoked_at is not None:
+        raise _fail(
+            f"$.timestampAuthorities[{index}].revokedAt",
+            f"timestamp authority {_clip(repr(name), 80)} is already revoked "
+            f"(since {format_time(authority.revoked_at)})",
+        )
+    revoked = dataclasses.replace(authority, revoked_at=_now(at))
+    authorities = root.timestamp_authorities
+    return _bump(
+        root, timestamp_authorities=(*authorities[:index], revoked, *authorities[index + 1 :])
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..core.keys import PublicKey
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    pass
+    from ..timestamp.authority import TimestampAuthority
 
 from ._common import MEDIA_TYPE, HybridMode
 from .identity import SigstoreTrust, _parse_sigstore
@@ -70,6 +70,8 @@ class TypePolicy:
 
     threshold: int
     required_keyids: tuple[str, ...] = ()
+    #: Every counted signature of this type needs a verified RFC 3161 timestamp.
+    require_timestamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,18 @@ class Policy:
     #: predicate type URI -> policy overriding threshold/required keyids for that type.
     per_type: Mapping[str, TypePolicy] = field(default_factory=dict)
     hybrid: HybridMode = "off"
+    #: Every counted signature needs a verified RFC 3161 timestamp (a type may require it too).
+    require_timestamp: bool = False
 
     def for_type(self, predicate_type: str) -> TypePolicy:
-        """The threshold and required keyids that apply to `predicate_type`."""
+        """The threshold, required keyids and timestamp rule that apply to `predicate_type`."""
         found = self.per_type.get(predicate_type)
-        return found if found is not None else TypePolicy(self.threshold, self.required_keyids)
+        if found is None:
+            return TypePolicy(self.threshold, self.required_keyids, self.require_timestamp)
+        if self.require_timestamp and not found.require_timestamp:
+            # A global requirement holds for every type: a per-type entry only adds to it.
+            return TypePolicy(found.threshold, found.required_keyids, require_timestamp=True)
+        return found
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,8 @@ class RootKeys:
 
 @dataclass(frozen=True)
 class TrustRoot:
-    """A trust root: trusted keys, policy, rotations, root keys and keyless trust; verification
-    refuses it after `expires`."""
+    """A trust root: trusted keys, policy, rotations, root keys, keyless trust and timestamp
+    authorities; verification refuses it after `expires`."""
 
     version: int
     expires: datetime
@@ -123,6 +132,8 @@ class TrustRoot:
     #: Sigstore keyless trust (trusted root + identity rules) as JSON values, read-only; the
     #: checked model of it is `keyless`.
     sigstore: Mapping[str, object] | None = None
+    #: RFC 3161 timestamp authorities whose tokens date signatures (names unique).
+    timestamp_authorities: tuple[TimestampAuthority, ...] = ()
 
     @cached_property
     def keyless(self) -> SigstoreTrust | None:

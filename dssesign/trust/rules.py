@@ -14,7 +14,7 @@ from ..errors import (
 from ..limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
-    pass
+    from ..timestamp.authority import TimestampAuthority
 
 from ._common import (
     HYBRID_MODES,
@@ -22,6 +22,7 @@ from ._common import (
     MAX_ROOT_KEYS,
     MAX_ROTATIONS,
     MAX_THRESHOLD,
+    MAX_TIMESTAMP_AUTHORITIES,
     _check_text,
     _check_time,
     _check_type_uri,
@@ -69,6 +70,7 @@ def _validate(root: TrustRoot, *, complete: bool) -> None:
     _validate_policy(root)
     _validate_rotations(root)
     _validate_root_keys(root.root)
+    _validate_timestamp_authorities(root.timestamp_authorities)
     if root.sigstore is not None:
         if not isinstance(root.sigstore, dict):
             raise _fail("$.sigstore", "must be a JSON object")
@@ -115,9 +117,15 @@ def _validate_key(key: TrustedKey, path: str, seen: dict[bytes, int], index: int
         _check_text(key.revocation.reason, f"{path}.revoked.reason", empty_ok=True, limit=1024)
 
 
+def _check_flag(value: object, path: str) -> None:
+    if type(value) is not bool:
+        raise _fail(path, f"must be True or False, got {_clip(repr(value), 80)}")
+
+
 def _validate_policy(root: TrustRoot) -> None:
     policy = root.policy
     _check_threshold(policy.threshold, "$.policy.threshold")
+    _check_flag(policy.require_timestamp, "$.policy.requireTimestamp")
     _check_required(policy.required_keyids, "$.policy.requiredKeyids", root, None)
     if policy.hybrid not in HYBRID_MODES:
         raise _fail("$.policy.hybrid", f"{policy.hybrid!r} is not one of {', '.join(HYBRID_MODES)}")
@@ -129,6 +137,7 @@ def _validate_policy(root: TrustRoot) -> None:
         if not isinstance(type_policy, TypePolicy):
             raise _fail(path, "must be a TypePolicy")
         _check_threshold(type_policy.threshold, f"{path}.threshold")
+        _check_flag(type_policy.require_timestamp, f"{path}.requireTimestamp")
         _check_required(type_policy.required_keyids, f"{path}.requiredKeyids", root, uri)
 
 
@@ -184,6 +193,61 @@ def _validate_rotations(root: TrustRoot) -> None:
             steps += 1
             if keyid == start:
                 raise _fail(f"$.rotations[{start_index}]", "rotations form a cycle")
+
+
+def _validate_timestamp_authorities(authorities: tuple[TimestampAuthority, ...]) -> None:
+    """Names unique, no TSA certificate twice, sane windows, aware times (the entries checked
+    their own chains and fields when they were made)."""
+    if not isinstance(authorities, tuple):
+        raise _fail("$.timestampAuthorities", "must be a tuple of TimestampAuthority")
+    if not authorities:
+        return
+    if len(authorities) > MAX_TIMESTAMP_AUTHORITIES:
+        raise _fail(
+            "$.timestampAuthorities",
+            f"more than {MAX_TIMESTAMP_AUTHORITIES} timestamp authorities",
+        )
+    # Imported only when there are TSAs: a trust root without them never loads X.509 code.
+    from ..timestamp.authority import TimestampAuthority  # noqa: PLC0415 - lazy, see above
+
+    names: dict[str, int] = {}
+    leaves: dict[bytes, int] = {}
+    for index, authority in enumerate(authorities):
+        path = f"$.timestampAuthorities[{index}]"
+        if not isinstance(authority, TimestampAuthority):
+            raise _fail(path, "must be a TimestampAuthority")
+        if authority.name in names:
+            raise _fail(
+                f"{path}.name",
+                f"{_clip(repr(authority.name), 80)} is already the name of "
+                f"$.timestampAuthorities[{names[authority.name]}] (names are unique)",
+            )
+        names[authority.name] = index
+        # The same TSA certificate under two names would survive revoking one of them.
+        leaf = authority.chain_der[0]
+        if leaf in leaves:
+            raise _fail(
+                f"{path}.certificateChain[0]",
+                f"this TSA certificate is already listed at $.timestampAuthorities[{leaves[leaf]}]",
+            )
+        leaves[leaf] = index
+        for name, moment in (
+            ("validFrom", authority.valid_from),
+            ("validUntil", authority.valid_until),
+            ("revokedAt", authority.revoked_at),
+        ):
+            if moment is not None:
+                _check_time(moment, f"{path}.{name}")
+        if (
+            authority.valid_from is not None
+            and authority.valid_until is not None
+            and authority.valid_until < authority.valid_from
+        ):
+            raise _fail(
+                f"{path}.validUntil",
+                f"{format_time(authority.valid_until)} is before validFrom "
+                f"{format_time(authority.valid_from)}",
+            )
 
 
 def _validate_root_keys(root_keys: RootKeys) -> None:

@@ -106,6 +106,8 @@ def _schema_message(error: SchemaFailure) -> str:
         return f"is not of type {value!r}"
     if kind == "enum" and isinstance(value, list):
         return "is not one of " + ", ".join(json.dumps(v) for v in value)
+    if kind == "const" and value is True:  # a flag: requireTimestamp
+        return "must be true (leave the field out instead of false)"
     if kind == "const":
         return f"must be {json.dumps(value)}"
     if kind == "minimum":
@@ -147,6 +149,10 @@ def _pattern_hints() -> dict[str, str]:
             "is not an absolute URI (lower-case scheme, printable ASCII, no spaces)"
         ),
         defs["text"]["pattern"]: "contains control characters",
+        defs["tsaText"]["pattern"]: "contains control or reordering characters",
+        defs["certificate"]["pattern"]: (
+            "is not one PEM certificate (a CERTIFICATE block, LF line ends, final newline)"
+        ),
         defs["rotation"]["properties"]["handoverSignature"]["pattern"]: (
             "is not standard padded base64"
         ),

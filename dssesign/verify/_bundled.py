@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime
 from types import MappingProxyType
@@ -18,11 +19,12 @@ from ..intoto.subjects import digest_file
 from ..limits import Limits
 from ..trust import SigstoreTrust, TrustRoot
 from ._index import _Index
-from ._keys import _state_problem
+from ._keys import _state_at_times, _state_problem
 from ._run import _Run, _Stop
 from .result import CountedIdentity, MatchedSubject, VerificationResult
 
 if TYPE_CHECKING:
+    from ..timestamp.verify import VerifiedTime
     from .bundles import KeylessSigner as _Signer
     from .bundles import ParsedBundle
 
@@ -55,8 +57,9 @@ def _verify_bundles(
     envelope: Envelope,
     bundles: tuple[object, ...],
     *,
+    now: datetime,
     limits: Limits,
-) -> list[_Signer]:
+) -> tuple[list[_Signer], dict[bytes, tuple[VerifiedTime, ...]]]:
     """Every bundle must belong to this envelope and verify; keyless signers, once each.
 
     Belonging: the bundle's DSSE payload and payloadType are the envelope's, byte for byte,
@@ -64,14 +67,19 @@ def _verify_bundles(
     is refused, not ignored). A keyed bundle must verify under a trusted key (its key counts
     through the envelope's signature, once); a keyless bundle is verified offline against the
     trust root's Sigstore trusted root and identity rules.
+
+    A keyed bundle's RFC 3161 tokens must each verify against the trust root's timestamp
+    authorities (a bad token is an error, never skipped); the result maps that signature to its
+    verified times. Keyless bundles' timestamps are sigstore-python's to judge.
     """
     if not bundles:
-        return []
+        return [], {}
     from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
 
     signatures = {s.sig for s in envelope.signatures}
     trusted_keys = {c.public.spki_der for c in index.candidates}
     signers: dict[tuple[str, str], _Signer] = {}
+    times: dict[bytes, tuple[VerifiedTime, ...]] = {}
     for position, item in enumerate(bundles):
         data = bytes(item) if isinstance(item, bytearray | memoryview) else item
         if not isinstance(data, bytes | str):
@@ -100,6 +108,9 @@ def _verify_bundles(
                 )
             if bundle.keyed:
                 bundle_verify.verify_keyed(bundle, [c.public for c in index.candidates])
+                if bundle.timestamps:
+                    verified = _verified_times(root, bundle.timestamps, bundle.signature, now)
+                    times[bundle.signature] = times.get(bundle.signature, ()) + verified
                 continue
             signer = bundle_verify.verify_keyless(bundle, _keyless_trust(root))
         except VerificationError as exc:
@@ -122,7 +133,31 @@ def _verify_bundles(
             )
             continue
         signers[identity] = signer
-    return list(signers.values())
+    return list(signers.values()), times
+
+
+def _verified_times(
+    root: TrustRoot, tokens: tuple[bytes, ...], signature: bytes, now: datetime
+) -> tuple[VerifiedTime, ...]:
+    """The tokens' verified times, or the VerificationError of the first one that fails."""
+    from ..timestamp.authority import sigstore_authorities  # noqa: PLC0415 - as above
+    from ..timestamp.verify import verify_tokens  # noqa: PLC0415 - only for timestamped bundles
+
+    authorities = root.timestamp_authorities
+    if root.sigstore is not None:
+        try:
+            keyless = root.keyless
+            if keyless is not None:
+                authorities += sigstore_authorities(keyless.trusted_root)
+        except trustroot.TrustRootError as exc:
+            raise _Stop(Code.TRUST_ROOT_INVALID, str(exc)) from None
+    if not authorities:
+        raise VerificationError(
+            Code.TIMESTAMP_UNTRUSTED,
+            "bundle: it carries RFC 3161 timestamps but the trust root names no timestamp "
+            "authority (dssesign trust-root add-tsa)",
+        )
+    return verify_tokens(tokens, signature, authorities, now=now)
 
 
 def _read_bundle(bundle: object, limits: Limits) -> tuple[bytes | str, ParsedBundle]:
@@ -149,6 +184,7 @@ def _verify_message_bundle(
     artifact_list: tuple[object, ...],
     digest_specs: tuple[tuple[str, str, str], ...],
     predicate_type: object,
+    require_timestamp: bool = False,
 ) -> VerificationResult:
     """A messageSignature bundle: its one artifact, its one signer, then the policy."""
     from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
@@ -187,7 +223,19 @@ def _verify_message_bundle(
                 parsed, [c.public for c in index.candidates], digest=digest
             )
             candidate = index.by_keyid[key.keyid]
-            problem = _state_problem(run, trust_root, index, candidate, now)
+            counted = candidate.counted
+            if parsed.timestamps:
+                stamped = _verified_times(trust_root, parsed.timestamps, parsed.signature, now)
+                moments = [t.time for t in stamped]
+                problem = _state_at_times(run, trust_root, index, candidate, moments)
+                counted = dataclasses.replace(counted, signed_at=min(moments))
+            elif require_timestamp or trust_root.policy.require_timestamp:
+                raise _Stop(
+                    Code.TIMESTAMP_REQUIRED,
+                    f"key {candidate.keyid[:16]}: the bundle carries no RFC 3161 timestamp",
+                )
+            else:
+                problem = _state_problem(run, trust_root, index, candidate, now)
             if problem is not None:
                 raise _Stop(*problem)
             if any(e.predicate_types for e in candidate.entries):
@@ -196,7 +244,7 @@ def _verify_message_bundle(
                     f"key {candidate.keyid[:16]} may only attest to its predicate types; a "
                     "messageSignature bundle has none",
                 )
-            run.keys_counted = (candidate.counted,)
+            run.keys_counted = (counted,)
             counted_keyid = candidate.keyid
             post_quantum = candidate.post_quantum
         else:

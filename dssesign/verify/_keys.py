@@ -23,6 +23,7 @@ _EXCLUSION_ORDER: Final = (
     Code.KEY_ROTATED_OUT,
     Code.KEY_EXPIRED,
     Code.KEY_NOT_YET_VALID,
+    Code.TIMESTAMP_REQUIRED,
     Code.PREDICATE_TYPE_NOT_ALLOWED,
 )
 #: Crypto attempts for signatures without a usable keyid hint (at least 8 per trusted key):
@@ -52,6 +53,7 @@ def _accepted_keys(
                 continue  # that key already counts; a second signature adds nothing
             if named.min_sig <= size <= named.max_sig and named.check(sig, message):
                 accepted[id(named)] = named
+                run.signatures[named.keyid] = sig
             else:
                 run.warnings.append(
                     f"signature {position}: does not verify under the key its keyid names "
@@ -75,6 +77,7 @@ def _accepted_keys(
             budget -= 1
             if candidate.check(sig, message):
                 accepted[id(candidate)] = candidate
+                run.signatures[candidate.keyid] = sig
                 break
     return list(accepted.values())
 
@@ -133,6 +136,27 @@ def _state_problem(
                 f"key {short} is revoked from {_when(entry.revocation.time)}, after the "
                 "verification time"
             )
+    return None
+
+
+def _state_at_times(
+    run: _Run,
+    root: TrustRoot,
+    index: _Index,
+    candidate: _Candidate,
+    times: Sequence[datetime],
+) -> tuple[Code, str] | None:
+    """Why `candidate` does not count at one of its signature's verified timestamp times.
+
+    A timestamped signature is judged when it was made, not now: at every token time the key
+    must be valid, unrevoked (a time at or after the revocation is refused), inside its
+    rotation window. The verification time (`--at`) does not move it.
+    """
+    for moment in times:
+        problem = _state_problem(run, root, index, candidate, moment)
+        if problem is not None:
+            code, message = problem
+            return code, f"{message} (judged at its RFC 3161 timestamp {_when(moment)})"
     return None
 
 

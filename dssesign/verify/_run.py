@@ -32,6 +32,8 @@ class _Run:
     predicate_type: str | None = None
     keys_counted: tuple[CountedKey, ...] = ()
     identities_counted: tuple[CountedIdentity, ...] = ()
+    #: keyid -> the signature bytes that made that trusted key count (its bundle's tokens date it).
+    signatures: dict[str, bytes] = field(default_factory=dict)
 
 
 def _describe(exc: Exception) -> str:

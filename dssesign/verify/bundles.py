@@ -35,6 +35,7 @@ from ..core.dsse import Envelope, b64decode
 from ..core.keys import PublicKey, pss_padding, public_key_hint
 from ..errors import InputError, VerificationError
 from ..limits import DEFAULT_LIMITS, Limits
+from ..timestamp.verify import MAX_TIMESTAMPS, MAX_TOKEN_BYTES
 from ..trust.sigstore_root import check_trusted_root, sigstore_installed, sigstore_verifier
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ _KEY_MATERIAL: Final = ("publicKey", "x509CertificateChain", "certificate")
 #: Transparency-log entry kinds sigstore-python can check against a bundle's content.
 _TLOG_KINDS: Final = frozenset({"hashedrekord/0.0.1", "hashedrekord/0.0.2", "dsse/0.0.1"})
 _MAX_TLOG_ENTRIES: Final = 8
+#: base64 characters of the largest token `timestamp.verify` reads.
+_MAX_TOKEN_CHARS: Final = 4 * ((MAX_TOKEN_BYTES + 2) // 3)
 #: Fulcio's OIDC issuer extensions (v2: DER UTF8String, v1: raw bytes).
 _ISSUER_V1_OID: Final = "1.3.6.1.4.1.57264.1.1"
 _ISSUER_V2_OID: Final = "1.3.6.1.4.1.57264.1.8"
@@ -102,6 +105,8 @@ class ParsedBundle:
     key_hint: str | None
     #: "kind/version" of each transparency-log entry.
     tlog_kinds: tuple[str, ...]
+    #: RFC 3161 tokens (DER TimeStampResp) from timestampVerificationData, not yet verified.
+    timestamps: tuple[bytes, ...] = ()
 
     @property
     def keyed(self) -> bool:
@@ -168,6 +173,7 @@ def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Parse
     if not isinstance(material, dict):
         raise _error(Code.BUNDLE_MALFORMED, "bundle.verificationMaterial: missing or not an object")
     key_hint, tlog_kinds = _material(material, version)
+    timestamps = _timestamps(material.get("timestampVerificationData"))
     envelope = None
     signature = digest = None
     if "dsseEnvelope" in document:
@@ -183,7 +189,44 @@ def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Parse
         message_digest=digest,
         key_hint=key_hint,
         tlog_kinds=tlog_kinds,
+        timestamps=timestamps,
     )
+
+
+def _timestamps(data: object) -> tuple[bytes, ...]:
+    """timestampVerificationData.rfc3161Timestamps[].signedTimestamp, bounded, as DER bytes."""
+    where = "bundle.verificationMaterial.timestampVerificationData"
+    if data is None:
+        return ()
+    if not isinstance(data, dict) or set(data) - {"rfc3161Timestamps"}:
+        raise _error(Code.BUNDLE_MALFORMED, f"{where}: expected an object of rfc3161Timestamps")
+    entries = data.get("rfc3161Timestamps", [])
+    if not isinstance(entries, list):
+        raise _error(Code.BUNDLE_MALFORMED, f"{where}.rfc3161Timestamps: expected a list")
+    if len(entries) > MAX_TIMESTAMPS:
+        raise _error(
+            Code.TOO_MANY_TIMESTAMPS,
+            f"{where}: {len(entries)} timestamps, more than {MAX_TIMESTAMPS}",
+        )
+    tokens: list[bytes] = []
+    for index, entry in enumerate(entries):
+        text = entry.get("signedTimestamp") if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"signedTimestamp"}
+            or not isinstance(text, str)
+            or len(text) > _MAX_TOKEN_CHARS
+        ):
+            raise _error(
+                Code.BUNDLE_MALFORMED,
+                f"{where}.rfc3161Timestamps[{index}]: expected {{signedTimestamp: base64}} of at "
+                f"most {MAX_TOKEN_BYTES} bytes",
+            )
+        try:
+            tokens.append(b64decode(text, what=f"{where}.rfc3161Timestamps[{index}]"))
+        except InputError as exc:
+            raise _error(Code.BUNDLE_MALFORMED, str(exc)) from None
+    return tuple(tokens)
 
 
 def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tuple[str, ...]]:

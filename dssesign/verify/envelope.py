@@ -31,9 +31,10 @@ accepting.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +47,13 @@ from ..trust import TrustRoot
 from ._bundled import _read_bundle, _verify_bundles, _verify_message_bundle
 from ._index import _Candidate, _Index, _index_for
 from ._inputs import _digest_args, _read_envelope, _read_statement, _sequence_arg
-from ._keys import _accepted_keys, _Exclusion, _state_problem, _worst
+from ._keys import _accepted_keys, _Exclusion, _state_at_times, _state_problem, _worst
 from ._policy import _apply_policy, _check_policy, _match_subjects
 from ._run import _describe, _failure, _Run, _Stop, _when
 from .result import CountedIdentity, VerificationFailure, VerificationResult
 
 if TYPE_CHECKING:
+    from ..timestamp.verify import VerifiedTime
     from .bundles import KeylessSigner as _Signer
 
 __all__ = ["verify", "verify_bundle"]
@@ -66,6 +68,7 @@ def verify(
     digests: Sequence[str] = (),
     predicate_type: str | None = None,
     at: datetime | None = None,
+    require_timestamp: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerificationResult:
     """Verify `envelope` against `trust_root`; return the result or raise `VerificationFailure`.
@@ -77,7 +80,11 @@ def verify(
     is the verification time for trusted keys (timezone-aware; default now; keyless
     signatures take their time from the transparency log / timestamps). Each of `artifacts`
     (files, hashed with SHA-256) and `digests` (``alg:hex``) must match at least one subject.
-    `predicate_type`, if given, must equal the Statement's. No other exception type escapes.
+    `predicate_type`, if given, must equal the Statement's. A keyed bundle's RFC 3161
+    timestamps (verified against the trust root's timestamp authorities) make its signature's
+    key state judged at the token times instead of `at`; `require_timestamp` (or the trust
+    root's policy) refuses a counted key whose signature has none (TIMESTAMP_REQUIRED). No other
+    exception type escapes.
     """
     run = _Run()
     return _guarded(
@@ -91,6 +98,7 @@ def verify(
             digests=digests,
             predicate_type=predicate_type,
             at=at,
+            require_timestamp=require_timestamp,
             limits=limits,
         ),
     )
@@ -104,6 +112,7 @@ def verify_bundle(
     digests: Sequence[str] = (),
     predicate_type: str | None = None,
     at: datetime | None = None,
+    require_timestamp: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerificationResult:
     """Verify a Sigstore bundle on its own (``dssesign verify BUNDLE``).
@@ -125,6 +134,7 @@ def verify_bundle(
             digests=digests,
             predicate_type=predicate_type,
             at=at,
+            require_timestamp=require_timestamp,
             limits=limits,
         ),
     )
@@ -171,6 +181,7 @@ def _verify(
     digests: object,
     predicate_type: object,
     at: object,
+    require_timestamp: object = False,
     limits: object,
 ) -> VerificationResult:
     # 1. The request and the trust root.
@@ -183,6 +194,8 @@ def _verify(
         limits=limits,
     )
     assert isinstance(limits, Limits)
+    if not isinstance(require_timestamp, bool):
+        raise _Stop(Code.INVALID_ARGUMENT, "require_timestamp: expected a bool")
     bundle_list = _sequence_arg(bundles, "bundles")
     if len(bundle_list) > limits.max_signatures:
         raise _Stop(
@@ -207,7 +220,9 @@ def _verify(
             "trust root lists a key more than once (counted once): "
             + ", ".join(k[:16] for k in index.listed_twice)
         )
-    identities = _verify_bundles(run, root, index, parsed, bundle_list, limits=limits)
+    identities, times = _verify_bundles(
+        run, root, index, parsed, bundle_list, now=now, limits=limits
+    )
     if not accepted and not identities:
         raise _Stop(
             Code.NO_VALID_SIGNATURE,
@@ -222,6 +237,8 @@ def _verify(
         payload=parsed.payload,
         accepted=accepted,
         identities=identities,
+        times=times,
+        require_timestamp=require_timestamp,
         predicate_type=predicate_type,
         artifact_list=artifact_list,
         digest_specs=digest_specs,
@@ -274,17 +291,27 @@ def _finish(
     payload: bytes,
     accepted: list[_Candidate],
     identities: list[_Signer],
+    times: Mapping[bytes, tuple[VerifiedTime, ...]],
+    require_timestamp: bool,
     predicate_type: object,
     artifact_list: tuple[object, ...],
     digest_specs: tuple[tuple[str, str, str], ...],
     limits: Limits,
 ) -> VerificationResult:
     """Steps 5-8, once signatures (keys and keyless bundles) have verified over the payload."""
-    # 5. Key state at the verification time; parse only what a valid key or identity signed.
+    # 5. Key state: at its signature's verified timestamp times if it has any, else at the
+    # verification time; parse only what a valid key or identity signed.
     excluded: list[_Exclusion] = []
     valid: list[_Candidate] = []
+    signed_at: dict[str, datetime] = {}
     for candidate in accepted:
-        reason = _state_problem(run, root, index, candidate, now)
+        stamped = times.get(run.signatures[candidate.keyid], ())
+        if stamped:
+            moments = [t.time for t in stamped]
+            reason = _state_at_times(run, root, index, candidate, moments)
+            signed_at[candidate.keyid] = min(moments)
+        else:
+            reason = _state_problem(run, root, index, candidate, now)
         if reason is None:
             valid.append(candidate)
         else:
@@ -306,16 +333,26 @@ def _finish(
             f"the Statement's predicateType is {actual_type!r}, not the requested "
             f"{predicate_type!r}",
         )
+    needs_time = require_timestamp or root.policy.for_type(actual_type).require_timestamp
     eligible: list[_Candidate] = []
     for candidate in valid:
-        if all(
+        if not all(
             not e.predicate_types or actual_type in e.predicate_types for e in candidate.entries
         ):
-            eligible.append(candidate)
-        else:
             message = f"key {candidate.keyid[:16]} may not attest to {actual_type}"
             excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, candidate.keyid, message))
             run.warnings.append(f"not counted: {message}")
+        elif needs_time and candidate.keyid not in signed_at:
+            message = (
+                f"key {candidate.keyid[:16]}: its signature carries no verified RFC 3161 "
+                "timestamp, which "
+                + ("--require-timestamp" if require_timestamp else "the trust root's policy")
+                + " requires"
+            )
+            excluded.append(_Exclusion(Code.TIMESTAMP_REQUIRED, candidate.keyid, message))
+            run.warnings.append(f"not counted: {message}")
+        else:
+            eligible.append(candidate)
     signers: list[CountedIdentity] = []
     for signer in identities:
         rule = next((r for r in signer.rules if r.allows(actual_type)), None)
@@ -336,6 +373,11 @@ def _finish(
         excluded=excluded,
         identities=signers,
     )
+    if signed_at:
+        run.keys_counted = tuple(
+            dataclasses.replace(k, signed_at=signed_at[k.keyid]) if k.keyid in signed_at else k
+            for k in run.keys_counted
+        )
 
     # 8. Artifacts and digests.
     subjects = statement["subject"]
@@ -366,6 +408,7 @@ def _verify_bundle_alone(
     digests: object,
     predicate_type: object,
     at: object,
+    require_timestamp: object = False,
     limits: object,
 ) -> VerificationResult:
     """A dsseEnvelope bundle is `_verify` of its envelope; a messageSignature one signs one file."""
@@ -389,8 +432,11 @@ def _verify_bundle_alone(
             digests=[spec for _, _, spec in digest_specs],
             predicate_type=predicate_type,
             at=now,
+            require_timestamp=require_timestamp,
             limits=limits,
         )
+    if not isinstance(require_timestamp, bool):
+        raise _Stop(Code.INVALID_ARGUMENT, "require_timestamp: expected a bool")
     return _verify_message_bundle(
         run,
         parsed,
@@ -400,4 +446,5 @@ def _verify_bundle_alone(
         artifact_list=artifact_list,
         digest_specs=digest_specs,
         predicate_type=predicate_type,
+        require_timestamp=require_timestamp,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ..codes import Code
 from ..errors import VerificationError, VerificationFailure
@@ -29,10 +30,20 @@ class CountedKey:
     keyid: str
     algorithm: str
     label: str | None = None
+    #: The earliest verified RFC 3161 time of its signature (None: no timestamp; judged at the
+    #: verification time instead).
+    signed_at: datetime | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """One ``keysCounted`` entry of the ``--json`` report."""
-        return {"keyid": self.keyid, "algorithm": self.algorithm, "label": self.label}
+        """One ``keysCounted`` entry of the ``--json`` report (``signedAt`` when timestamped)."""
+        entry: dict[str, object] = {
+            "keyid": self.keyid,
+            "algorithm": self.algorithm,
+            "label": self.label,
+        }
+        if self.signed_at is not None:
+            entry["signedAt"] = self.signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return entry
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ All bundles of a module go to one node process (tests/interop/js/verify.mjs --ba
 it verifies ECDSA P-256 and Ed25519; ECDSA P-384 (SHA-384) and RSA-PSS it rejects although the
 signatures are right, and ML-DSA keys node 20 cannot load at all. The test pins that, so a
 sigstore-js release that fixes it shows up here.
+
+Timestamped keyed bundles (`attest --tsa`, a real OpenSSL TSA from tests/tsa.py): sigstore-js
+checks each RFC 3161 token (CMS signature, messageDigest over the TSTInfo, imprint = SHA-256 of
+the signature, the TSA chain at the token's time, the authority's validFor window) against a
+Sigstore trusted root that lists the TSA under `timestampAuthorities`, with `tsaThreshold: 1`
+(in 4.x a deprecated alias of `timestampThreshold`, which counts TSA tokens and tlog SETs).
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from dssesign.core.dsse import Envelope, pae
 from dssesign.core.keys import load_public_key
@@ -32,12 +41,14 @@ from tests.conftest import signer_for
 from tests.sigstore_instance import (
     SigstoreInstance,
 )
+from tests.sigstore_instance.config import TRUSTED_ROOT_MEDIA_TYPE
 from tests.softhsm import (
     MAIN,
     PIN,
     PIN_ENV,
     SoftHsm,
 )
+from tests.tsa import Tsa, make_ca, make_tsa_certificate, tst_info_der
 from tests.unit.cli.test_cli import ATTEST_SLSA, dssesign
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -330,3 +341,236 @@ def test_sigstore_js_rejects_changed_keyless_bundles(
     assert keyless[("keyless-1", "as written")]["ok"] is True
     result = keyless[("keyless-1", case)]
     assert result["ok"] is False and result["code"] in codes, result
+
+
+# --------------------------------------------------------------------------- RFC 3161 timestamps
+
+#: The keyed algorithms sigstore-js verifies in software (see the module docstring).
+TIMESTAMPED = ("ecdsa-p256", "ed25519")
+
+
+def _sigstore_root(
+    path: Path, chain: tuple[x509.Certificate, ...] | None, start: datetime | None = None
+) -> Path:
+    """A Sigstore trusted root whose only entry is `chain` (TSA, CA) under timestampAuthorities,
+    valid from `start` (default: the CA's notBefore); `None`: no TSA at all.
+
+    Of an entry sigstore-js 4.1 needs only certChain, TSA certificate first and its CA with it
+    (the chain is checked against the certificates after the first); validFor it honours when
+    present. subject and uri are there as a Sigstore root has them.
+    """
+    authorities = []
+    if chain is not None:
+        authorities.append(
+            {
+                "subject": {"organization": "dssesign test", "commonName": "dssesign test TSA"},
+                "uri": "http://127.0.0.1/tsa",
+                "certChain": {
+                    "certificates": [
+                        {"rawBytes": base64.b64encode(c.public_bytes(Encoding.DER)).decode()}
+                        for c in chain
+                    ]
+                },
+                "validFor": {
+                    "start": (start or chain[-1].not_valid_before_utc).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    )
+                },
+            }
+        )
+    path.write_text(
+        json.dumps(
+            {
+                "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
+                "tlogs": [],
+                "certificateAuthorities": [],
+                "ctlogs": [],
+                "timestampAuthorities": authorities,
+            }
+        )
+    )
+    return path
+
+
+def _tokens(bundle: dict[str, Any]) -> list[dict[str, str]]:
+    tokens: list[dict[str, str]] = bundle["verificationMaterial"]["timestampVerificationData"][
+        "rfc3161Timestamps"
+    ]
+    return tokens
+
+
+def _edit_token(bundle: dict[str, Any], edit: Callable[[bytes], bytes]) -> None:
+    (token,) = _tokens(bundle)
+    token["signedTimestamp"] = base64.b64encode(
+        edit(base64.b64decode(token["signedTimestamp"]))
+    ).decode()
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+
+
+def _tamper_token_signature(bundle: dict[str, Any]) -> None:
+    # The DER TimeStampResp ends with the SignerInfo's signature (ECDSA's s): still parses.
+    _edit_token(bundle, lambda der: _flip(der, len(der) - 1))
+
+
+def _tamper_token_content(bundle: dict[str, Any]) -> None:
+    # The TSTInfo's last byte (the nonce's): still parses, but messageDigest no longer matches.
+    def edit(der: bytes) -> bytes:
+        tst = tst_info_der(der)
+        return _flip(der, der.index(tst) + len(tst) - 1)
+
+    _edit_token(bundle, edit)
+
+
+def _drop_tokens(bundle: dict[str, Any]) -> None:
+    del bundle["verificationMaterial"]["timestampVerificationData"]
+
+
+@pytest.fixture(scope="module")
+def timestamped(
+    tmp_path_factory: pytest.TempPathFactory, tsa: Tsa, sigstore_js: Verify
+) -> dict[str, Any]:
+    """`dssesign attest --tsa --trust-root --bundle-dir` with two keys; each bundle, its
+    variants and Sigstore trusted roots that do or do not list the TSA, in one node run."""
+    directory = tmp_path_factory.mktemp("sigstore-js-timestamped")
+    pems: dict[str, Path] = {}
+    keys: list[str | Path] = []
+    for algorithm in TIMESTAMPED:
+        key, pems[algorithm] = write_keypair(
+            signer_for(algorithm, 32), directory / algorithm, password=None
+        )
+        keys += ["--key", key]
+    root = directory / "dssesign-root.json"
+    chain_pem = directory / "tsa-chain.pem"
+    chain_pem.write_bytes(tsa.chain_pem)
+    for step in (
+        ("init", "--out", root),
+        ("add-tsa", root, "--certificate-chain", chain_pem, "--name", "test-tsa"),
+        *(("add-key", root, "--public-key", pem) for pem in pems.values()),
+    ):
+        done = dssesign("trust-root", *step)
+        assert done.code == 0, done
+    run = dssesign(
+        "attest",
+        *ATTEST_SLSA,
+        *keys,
+        "--out",
+        directory / "att.json",
+        "--bundle-dir",
+        directory,
+        "--tsa",
+        tsa.url,
+        "--trust-root",
+        root,
+        "--json",
+    )
+    assert run.code == 0, run
+    summary = json.loads(run.out)
+    bundles = {
+        name: Path(item["bundle"])
+        for name, item in zip(TIMESTAMPED, summary["signatures"], strict=True)
+    }
+    other_ca = make_ca("dssesign other test CA")
+    other_tsa = make_tsa_certificate(other_ca, common_name="another TSA")
+    roots = {
+        "listed": _sigstore_root(directory / "listed.json", tsa.chain),
+        "no TSA": _sigstore_root(directory / "none.json", None),
+        "another TSA": _sigstore_root(
+            directory / "other.json", (other_tsa.certificate, other_ca.certificate)
+        ),
+        "TSA window later": _sigstore_root(
+            directory / "later.json", tsa.chain, datetime.now(UTC) + timedelta(days=1)
+        ),
+    }
+    jobs: Jobs = []
+    cases: list[tuple[str, str]] = []
+    for index, name in enumerate(TIMESTAMPED):
+        bundle = bundles[name]
+        other = bundles[TIMESTAMPED[(index + 1) % len(TIMESTAMPED)]]
+
+        def other_token(data: dict[str, Any], other: Path = other) -> None:
+            theirs = json.loads(other.read_bytes())
+            data["verificationMaterial"]["timestampVerificationData"] = theirs[
+                "verificationMaterial"
+            ]["timestampVerificationData"]
+
+        variants = {
+            "as written": (bundle, "listed"),
+            "tampered token signature": (
+                _variant(bundle, "tst-sig", _tamper_token_signature),
+                "listed",
+            ),
+            "tampered token content": (
+                _variant(bundle, "tst-info", _tamper_token_content),
+                "listed",
+            ),
+            "another signature's token": (_variant(bundle, "tst-other", other_token), "listed"),
+            "no token": (_variant(bundle, "tst-none", _drop_tokens), "listed"),
+            "tampered payload": (_variant(bundle, "payload", _tamper_payload), "listed"),
+            **{case: (bundle, case) for case in roots if case != "listed"},
+        }
+        for case, (path, which) in variants.items():
+            jobs.append(
+                {
+                    "bundle": str(path),
+                    "key": str(pems[name]),
+                    "trustedRoot": str(roots[which]),
+                    "tlogThreshold": 0,
+                    "ctlogThreshold": 0,
+                    "tsaThreshold": 1,
+                }
+            )
+            cases.append((name, case))
+    results = sigstore_js(jobs)
+    return {"results": dict(zip(cases, results, strict=True)), "bundles": bundles}
+
+
+@pytest.mark.parametrize("algorithm", TIMESTAMPED)
+def test_timestamped_keyed_bundle_verifies_with_sigstore_js(
+    timestamped: dict[str, Any], tsa: Tsa, algorithm: str
+) -> None:
+    result = timestamped["results"][(algorithm, "as written")]
+    assert result["ok"] is True, result
+    # With no tlog entry, the one timestamp sigstore-js counted toward tsaThreshold 1 is the
+    # bundle's one token (imprint, CMS signature, chain to the listed TSA, all checked).
+    bundle = json.loads(timestamped["bundles"][algorithm].read_bytes())
+    assert result["keyHint"] == bundle["verificationMaterial"]["publicKey"]["hint"]
+    assert bundle["verificationMaterial"]["tlogEntries"] == []
+    assert len(_tokens(bundle)) == 1
+    assert tsa.requests >= len(TIMESTAMPED)  # the session's TSA was really asked
+
+
+@pytest.mark.parametrize("algorithm", TIMESTAMPED)
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("tampered token signature", "timestamp could not be verified"),
+        ("tampered token content", "timestamp could not be verified"),
+        ("another signature's token", "timestamp could not be verified"),
+        ("no TSA", "timestamp could not be verified"),
+        ("another TSA", "timestamp could not be verified"),
+        ("TSA window later", "timestamp could not be verified"),
+        ("no token", "expected 1 timestamps, got 0"),
+    ],
+)
+def test_sigstore_js_rejects_bad_or_untrusted_timestamps(
+    timestamped: dict[str, Any], tsa: Tsa, algorithm: str, case: str, message: str
+) -> None:
+    # The unchanged bundle under the root that lists the TSA verifies: each refusal is the
+    # change's doing (and the positive test is not vacuous: the token is really judged).
+    assert timestamped["results"][(algorithm, "as written")]["ok"] is True
+    result = timestamped["results"][(algorithm, case)]
+    assert result["ok"] is False and result["code"] == "TIMESTAMP_ERROR", result
+    assert message in result["error"], result
+
+
+@pytest.mark.parametrize("algorithm", TIMESTAMPED)
+def test_sigstore_js_rejects_timestamped_bundle_with_changed_payload(
+    timestamped: dict[str, Any], tsa: Tsa, algorithm: str
+) -> None:
+    # The token is over the signature, not the payload: the token still verifies and the
+    # signature check is what refuses.
+    result = timestamped["results"][(algorithm, "tampered payload")]
+    assert result["ok"] is False and result["code"] == "SIGNATURE_ERROR", result

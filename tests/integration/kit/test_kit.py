@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,12 @@ from dssesign.intoto.statement import PAYLOAD_TYPE, build_statement, statement_p
 from dssesign.intoto.subjects import subject_from_file
 from dssesign.kit import KIT_MEDIA_TYPE, KitManifest, WheelSource, build_kit
 from dssesign.limits import DEFAULT_LIMITS
-from dssesign.sign.bundles import bundle_stem, bundles_for, write_bundles
+from dssesign.sign.bundles import bundle_json, bundle_stem, bundles_for, keyed_bundle, write_bundles
 from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.sign.timestamps import request_timestamp
 from dssesign.trust import (
     add_key,
+    add_timestamp_authority,
     dump_trust_root,
     init_trust_root,
     set_root_keys,
@@ -42,6 +45,7 @@ from tests.conftest import FIXTURES, signer_for
 from tests.sigstore_instance import (
     SigstoreInstance,
 )
+from tests.tsa import Tsa, resign
 from tests.unit.cli.test_cli import PROVENANCE, assert_one_line_error, dssesign
 
 REPO = Path(__file__).resolve().parents[3]
@@ -811,3 +815,66 @@ def test_sigstore_kit_verifies_offline_and_rejects_a_tampered_bundle(
         "FAIL  attestations/release.json + 2 bundle(s)  BUNDLE_PAYLOAD_MISMATCH:"
     ), run
     assert run.lines[-1].startswith("FAILED: 1 of 2 attestation(s)"), run
+
+
+def test_a_timestamped_attestation_verifies_in_the_kit_after_its_key_expired(
+    *,
+    inputs: Inputs,
+    kit: KitManifest,
+    wheel_cache: Path,
+    tsa: Tsa,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: the kit carries the bundle with its RFC 3161 token and needs no network."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    key = signer_for("ecdsa-p256", 3)
+    # The key's window ended an hour ago: only the token (made inside it) lets it count.
+    root = init_trust_root(threshold=1)
+    root = add_key(
+        root,
+        key.public_key,
+        valid_from=now - timedelta(days=1),
+        valid_until=now - timedelta(hours=1),
+    )
+    root = add_timestamp_authority(root, tsa.authority("kit-tsa"))
+    trust_root = tmp_path / "timestamped-root.json"
+    trust_root.write_bytes(dump_trust_root(root, allow_incomplete=False))
+    statement = build_statement(
+        [subject_from_file(inputs.artifacts / ARTIFACT.name)], PREDICATE_TYPE, {"run": 3}
+    )
+    envelope = MultiProfileSigner([key]).sign(statement_payload(statement), PAYLOAD_TYPE)
+    signature = envelope.signatures[0].sig
+    token = request_timestamp(tsa.url, signature, timeout=30, authorities=[tsa.authority()])
+    token = resign(token, tsa.signer, gen_time=now - timedelta(hours=2))
+    attestation = tmp_path / "stamped.intoto.json"
+    attestation.write_bytes(envelope.to_json())
+    bundle = tmp_path / f"{bundle_stem(attestation.name)}.{key.keyid[:16]}.sigstore.json"
+    bundle.write_bytes(
+        bundle_json(
+            keyed_bundle(envelope.payload, PAYLOAD_TYPE, signature, key.public_key, (token,))
+        )
+    )
+    monkeypatch.setenv("PIP_INDEX_URL", DEAD_INDEX)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    built = build_kit(
+        trust_root,
+        tmp_path / "kit",
+        [attestation, bundle],
+        inputs.artifacts,
+        wheel_source=WheelSource(cache_dir=wheel_cache, allow_index=False),
+    )
+    run = run_verify(built.out_dir, cwd=tmp_path)
+    assert run.code == 0, run
+    assert run.lines[0].startswith("PASS  attestations/stamped.intoto.json + 1 bundle(s)"), run
+    # The same attestation without its bundle has no time evidence: the key has expired.
+    bare = build_kit(
+        trust_root,
+        tmp_path / "bare-kit",
+        [attestation],
+        inputs.artifacts,
+        wheel_source=WheelSource(cache_dir=wheel_cache, allow_index=False),
+    )
+    run = run_verify(bare.out_dir, cwd=tmp_path)
+    assert run.code == 1 and "KEY_EXPIRED" in run.lines[0], run

@@ -493,7 +493,7 @@ def test_exportable_keys_are_marked_in_records_and_summaries(tmp_path: Path) -> 
 
 
 def test_exportable_keys_are_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
-    from dssesign.cli.sign import _warn_exportable
+    from dssesign.cli.signing import _warn_exportable
 
     _warn_exportable([_ExportableSigner(signer_for("ed25519", 31), reference="hashivault://k")])
     _warn_exportable([DelegatingSigner(signer_for("ecdsa-p256", 31))])

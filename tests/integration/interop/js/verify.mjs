@@ -7,9 +7,13 @@
 // Many bundles in one node start (what the tests use; node takes ~0.1 s to start):
 //   node verify.mjs --batch < jobs.json    jobs = [{"bundle": ..., "key": ...}, ...]
 // Job fields: bundle (path), key (PEM SPKI path) | trustedRoot (path) + identity + issuer,
-// optional tlogThreshold / ctlogThreshold / timestampThreshold (integers).
+// optional tlogThreshold / ctlogThreshold / timestampThreshold / tsaThreshold (integers).
+// A keyed job may give trustedRoot too: its timestampAuthorities then judge the bundle's
+// RFC 3161 tokens (the key still comes from "key").
 // Keyed jobs default all three thresholds to 0 (a keyed bundle without a log has no
-// timestamps); keyless jobs use @sigstore/verify's defaults (1 each).
+// timestamps) unless tsaThreshold is given; keyless jobs use @sigstore/verify's defaults
+// (1 each). @sigstore/verify 4.x reads tsaThreshold as a deprecated alias of
+// timestampThreshold (which counts TSA tokens and tlog SETs together).
 // Prints one JSON result per job ({"ok": true, ...} or {"ok": false, "code", "error"}),
 // a list in batch mode; exits 0 if every job verified, 1 if any failed, 2 on bad usage.
 
@@ -49,7 +53,10 @@ function verifyJob(job) {
   const options = {
     tlogThreshold: job.tlogThreshold ?? fallback,
     ctlogThreshold: job.ctlogThreshold ?? fallback,
-    timestampThreshold: job.timestampThreshold ?? fallback,
+    // Left unset when tsaThreshold is given, so that is the one @sigstore/verify reads.
+    timestampThreshold:
+      job.timestampThreshold ?? (job.tsaThreshold === undefined ? fallback : undefined),
+    tsaThreshold: job.tsaThreshold,
   };
   let expectedHint;
   try {
@@ -57,7 +64,8 @@ function verifyJob(job) {
     if (keyed) {
       const { hint, keys } = keyring(job.key);
       expectedHint = hint;
-      material = toTrustMaterial(TrustedRoot.fromJSON(EMPTY_ROOT), keys);
+      const root = job.trustedRoot === undefined ? EMPTY_ROOT : readJSON(job.trustedRoot);
+      material = toTrustMaterial(TrustedRoot.fromJSON(root), keys);
     } else {
       material = toTrustMaterial(TrustedRoot.fromJSON(readJSON(job.trustedRoot)));
     }
