@@ -28,6 +28,7 @@ class Code(StrEnum):
     UNSUPPORTED_PAYLOAD_TYPE = "UNSUPPORTED_PAYLOAD_TYPE"
     NO_SIGNATURES = "NO_SIGNATURES"
     NO_VALID_SIGNATURE = "NO_VALID_SIGNATURE"
+    SIGNATURE_DUPLICATE = "SIGNATURE_DUPLICATE"
     TOO_MANY_BUNDLES = "TOO_MANY_BUNDLES"
     BUNDLE_MALFORMED = "BUNDLE_MALFORMED"
     BUNDLE_UNSUPPORTED = "BUNDLE_UNSUPPORTED"
@@ -62,6 +63,7 @@ class Code(StrEnum):
     THRESHOLD_NOT_MET = "THRESHOLD_NOT_MET"
     REQUIRED_KEY_MISSING = "REQUIRED_KEY_MISSING"
     HYBRID_POLICY_NOT_MET = "HYBRID_POLICY_NOT_MET"
+    ROLE_POLICY_NOT_MET = "ROLE_POLICY_NOT_MET"
     ARTIFACT_UNREADABLE = "ARTIFACT_UNREADABLE"
     SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
     ARTIFACT_DIGEST_MISMATCH = "ARTIFACT_DIGEST_MISMATCH"
@@ -88,6 +90,8 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.UNSUPPORTED_PAYLOAD_TYPE: "payloadType is not exactly application/vnd.in-toto+json",
         Code.NO_SIGNATURES: "the envelope carries no signature at all",
         Code.NO_VALID_SIGNATURE: "no signature verifies over the PAE under any trusted key",
+        Code.SIGNATURE_DUPLICATE: "(a report's signatures entry) another signature by a key or "
+        "keyless identity that already counted through an earlier one: a signer counts once",
         Code.TOO_MANY_BUNDLES: "more Sigstore bundles than limits.max_signatures",
         Code.BUNDLE_MALFORMED: "a Sigstore bundle is not strictly valid (JSON, fields, base64)",
         Code.BUNDLE_UNSUPPORTED: "a bundle version, log entry kind or digest we do not verify",
@@ -137,6 +141,8 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.THRESHOLD_NOT_MET: "fewer distinct trusted keys than the policy's threshold",
         Code.REQUIRED_KEY_MISSING: "a keyid the policy requires did not count",
         Code.HYBRID_POLICY_NOT_MET: "the hybrid post-quantum mode (and / pq-only) is not met",
+        Code.ROLE_POLICY_NOT_MET: "a role the policy requires (all of them, or one with "
+        "anyRole) has fewer distinct counted members than its threshold",
         Code.ARTIFACT_UNREADABLE: "an artifact given to check could not be read",
         Code.SUBJECT_MISMATCH: "an artifact or digest matches no subject of the Statement",
         Code.ARTIFACT_DIGEST_MISMATCH: "the artifact's SHA-256 is not the one the "

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Final
 from .codes import Code
 
 if TYPE_CHECKING:
-    from .verify.result import CountedIdentity, CountedKey
+    from collections.abc import Mapping
+
+    from .verify.result import CountedIdentity, CountedKey, RoleReport, SignatureReport
 
 #: Failures of the caller's request, not of the attestation: the CLI exits 2 for them.
 _USAGE_CODES: Final = frozenset({Code.INVALID_ARGUMENT, Code.ARTIFACT_UNREADABLE})
@@ -112,6 +114,8 @@ class VerificationFailure(VerificationError):
         keys_counted: tuple[CountedKey, ...] = (),
         warnings: tuple[str, ...] = (),
         identities_counted: tuple[CountedIdentity, ...] = (),
+        signatures: tuple[SignatureReport, ...] = (),
+        roles: Mapping[str, RoleReport] | None = None,
     ) -> None:
         super().__init__(code, message)
         if self.code in _USAGE_CODES:
@@ -120,6 +124,9 @@ class VerificationFailure(VerificationError):
         self.keys_counted = keys_counted
         self.identities_counted = identities_counted
         self.warnings = warnings
+        #: Every envelope signature as far as the verifier judged it, and each role's count.
+        self.signatures = signatures
+        self.roles: Mapping[str, RoleReport] = roles if roles is not None else {}
 
 
 class LockTimeoutError(DssesignError):

@@ -151,3 +151,27 @@ if dssesign verify --trust-root "$work/release-root.json" "$work/unstamped.json"
   echo "  BUG: the un-timestamped envelope of a rotated-out key verified" >&2
   exit 1
 fi
+
+echo
+echo "== 9. dual control: the build signs, a reviewer countersigns later, both roles are required"
+dssesign trust-root init --out "$work/teams-root.json" >/dev/null
+dssesign trust-root add-key "$work/teams-root.json" --public-key "$work/ecdsa-p256.pub" --label ci >/dev/null
+dssesign trust-root add-key "$work/teams-root.json" --public-key "$work/ml-dsa-65.pub" --label reviewer >/dev/null
+ci_keyid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["keyid"])' "$work/teams-root.json")"
+rev_keyid="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][1]["keyid"])' "$work/teams-root.json")"
+dssesign trust-root add-role "$work/teams-root.json" --name build --keyid "$ci_keyid" --threshold 1 >/dev/null
+dssesign trust-root add-role "$work/teams-root.json" --name review --keyid "$rev_keyid" --threshold 1 >/dev/null
+dssesign trust-root set-policy "$work/teams-root.json" --threshold 1 --require-role build --require-role review >/dev/null
+dssesign attest \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --key "$work/ecdsa-p256.key" --out "$work/built.json" >/dev/null 2>&1
+echo "  the build's signature alone:"
+if dssesign verify --trust-root "$work/teams-root.json" "$work/built.json" 2>&1 | sed 's/^/    /'; then
+  echo "  BUG: one team's signature met a two-role policy" >&2
+  exit 1
+fi
+echo "  the reviewer countersigns (checked against the trust root first):"
+dssesign countersign "$work/built.json" --trust-root "$work/teams-root.json" \
+  --key "$work/ml-dsa-65.key" --out "$work/reviewed.json" 2>&1 | sed 's/^/    /'
+dssesign verify --trust-root "$work/teams-root.json" "$work/reviewed.json" | sed 's/^/    /'

@@ -160,7 +160,7 @@ def signing_fields(record: SigningRecord) -> dict[str, Any]:
     """The audit fields of one `SigningRecord` (without seq, time and prev)."""
     reference, profile = _reference_fields(record.reference)
     fields: dict[str, Any] = {
-        "event": "sign",
+        "event": record.context.event if record.context is not None else "sign",
         **_context_fields(record.context),
         "profile": profile,
         "keyRef": reference,

@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..errors import DssesignError, VerificationError
 from . import audit as _cli_audit
+from . import countersign as _cli_countersign
 from . import hsm as _cli_hsm
 from . import kms as _cli_kms
+from . import merge as _cli_merge
 from . import sign as _cli_sign
 from . import trust as _cli_trust
 from . import vault as _cli_vault
@@ -29,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _cli_sign.register(commands)
+    _cli_countersign.register(commands)
+    _cli_merge.register(commands)
     _cli_verify.register(commands)
     _cli_trust.register(commands)
     _cli_hsm.register(commands)

@@ -28,9 +28,16 @@ OIDC_TOKEN_ENV = "DSSESIGN_OIDC_TOKEN"  # noqa: S105 - the variable's name, not 
 _MAX_TOKEN_FILE = 64 * 1024
 
 
-def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
+def add_signing(
+    parser: argparse.ArgumentParser,
+    *,
+    out: bool = True,
+    out_required: bool = False,
+    trust_root_help: str | None = None,
+) -> None:
     """The signing options: repeatable --key, --threshold, --timeout and the secrets; with `out`,
-    also --out and --bundle-dir."""
+    also --out (`out_required`: no stdout), --bundle-dir, --tsa and --trust-root (whose help a
+    command that reads the trust root for more than --tsa gives as `trust_root_help`)."""
     parser.add_argument(
         "--key",
         action="append",
@@ -53,7 +60,10 @@ def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
     )
     if out:
         parser.add_argument(
-            "--out", metavar="FILE", help="write the envelope here (default: stdout)"
+            "--out",
+            metavar="FILE",
+            required=out_required,
+            help="write the envelope here" + ("" if out_required else " (default: stdout)"),
         )
         parser.add_argument(
             "--bundle-dir",
@@ -73,7 +83,8 @@ def add_signing(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
         parser.add_argument(
             "--trust-root",
             metavar="FILE",
-            help="with --tsa: the trust root whose timestampAuthorities must accept every token "
+            help=trust_root_help
+            or "with --tsa: the trust root whose timestampAuthorities must accept every token "
             "before a signature is emitted",
         )
         parser.add_argument(

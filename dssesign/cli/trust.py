@@ -3,7 +3,7 @@
 Every trust-root change is one read-modify-write under the file's update lock (`PATH.lock`,
 bounded by --timeout), recorded in the audit log before the new file is renamed into place
 (no audit, no change), and bumps `version` (`trust_update`). The timestamp-authority commands
-live in `trust_tsa`.
+live in `trust_tsa`, the role commands in `trust_roles`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from .._internal.fileio import OutputSet, read_bounded
 from ..errors import ConfigError
 from .audit import open_audit_log, record_trust_not_published, write_trust_record
 from .common import Parser, add_json, add_password, command_inputs, password, print_json
+from .trust_roles import (
+    add_policy_role_options,
+    policy_role_arguments,
+    register_add_role,
+    role_lines,
+    role_requirement,
+)
+from .trust_sign import register_subcommands as register_trust_sign
 from .trust_tsa import register_add_tsa, revoke_tsa, tsa_lines
 from .trust_update import Change as _Change
 from .trust_update import add_update_options as _add_update_options
@@ -32,8 +40,8 @@ _MAX_PEM = 64 * 1024
 
 
 def register(commands: Any) -> None:
-    """Add `trust-root` (init, add-key, add-tsa, revoke, set-policy, rotate, set-root-keys,
-    set-sigstore-root, add-identity, show, sign) and `kit build`."""
+    """Add `trust-root` (init, add-key, add-tsa, add-role, revoke, set-policy, rotate,
+    set-root-keys, set-sigstore-root, add-identity, show, sign) and `kit build`."""
     trust = commands.add_parser("trust-root", help="create and manage a trust-root bundle")
     sub = trust.add_subparsers(dest="trust_command", required=True, parser_class=Parser)
 
@@ -56,6 +64,7 @@ def register(commands: Any) -> None:
     add.set_defaults(handler=_cmd_add_key)
 
     register_add_tsa(sub)
+    register_add_role(sub)
 
     revoke = sub.add_parser(
         "revoke", help="revoke a key or a timestamp authority from a point in time on"
@@ -69,7 +78,9 @@ def register(commands: Any) -> None:
     _add_update_options(revoke)
     revoke.set_defaults(handler=_cmd_revoke)
 
-    policy = sub.add_parser("set-policy", help="threshold, required keys, hybrid PQ mode")
+    policy = sub.add_parser(
+        "set-policy", help="threshold, required keys and roles, hybrid PQ mode, timestamps"
+    )
     policy.add_argument("file", metavar="FILE")
     policy.add_argument("--threshold", type=int, metavar="N")
     policy.add_argument("--require-keyid", action="append", metavar="ID")
@@ -83,6 +94,7 @@ def register(commands: Any) -> None:
         help="every counted signature (of --for-type, or of any type) needs a verified "
         "RFC 3161 timestamp; --no-require-timestamp drops the rule",
     )
+    add_policy_role_options(policy)
     _add_update_options(policy)
     policy.set_defaults(handler=_cmd_set_policy)
 
@@ -132,6 +144,9 @@ def register(commands: Any) -> None:
     )
     identity.add_argument("--predicate-type", action="append", default=[], metavar="URI")
     identity.add_argument("--label", metavar="LABEL")
+    identity.add_argument(
+        "--name", metavar="NAME", help="unique name roles refer to it by (add-role --identity)"
+    )
     _add_update_options(identity)
     identity.set_defaults(handler=_cmd_add_identity)
 
@@ -147,6 +162,7 @@ def register(commands: Any) -> None:
     add_password(sign)
     _add_update_options(sign)
     sign.set_defaults(handler=_cmd_sign)
+    register_trust_sign(sub)
 
     kit = commands.add_parser("kit", help="offline verification kits")
     kit_sub = kit.add_subparsers(dest="kit_command", required=True, parser_class=Parser)
@@ -227,6 +243,7 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
         raise ConfigError("--clear-required and --require-keyid contradict each other")
     required = () if args.clear_required else args.require_keyid
     scope = f" for {args.for_type}" if args.for_type else ""
+    roles = policy_role_arguments(args)
 
     def make(current: TrustRoot | None) -> _Change:
         assert current is not None
@@ -237,6 +254,7 @@ def _cmd_set_policy(args: argparse.Namespace) -> int:
             for_type=args.for_type,
             hybrid=args.hybrid,
             require_timestamp=args.require_timestamp,
+            **roles,
         )
         what = f"policy updated{scope}"
         if args.for_type and args.require_timestamp is False and root.policy.require_timestamp:
@@ -325,15 +343,18 @@ def _cmd_add_identity(args: argparse.Namespace) -> int:
             extensions=extensions,
             predicate_types=tuple(args.predicate_type),
             label=args.label,
+            name=args.name,
         )
         assert root.keyless is not None  # add_identity refuses a root without a sigstore section
         shown = root.keyless.identities[-1].shown_subject
-        return _Change(root, f"added identity {args.issuer} {shown}", "add-identity")
+        named = f" as {args.name}" if args.name else ""
+        return _Change(root, f"added identity {args.issuer} {shown}{named}", "add-identity")
 
     return _update(args, args.file, make)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from .._internal.text import escape_controls
     from ..trust import failed_handovers, format_time, rotation_chain_problem, to_json
 
     root = _read(args.file)
@@ -346,11 +367,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     stamped = ", timestamp required" if policy.require_timestamp else ""
     print(
         f"policy: threshold {policy.threshold}, required {required}, hybrid {policy.hybrid}"
-        f"{stamped}"
+        f"{stamped}{role_requirement(policy.required_roles, policy.any_role)}"
     )
     for uri, rule in policy.per_type.items():
         stamped = ", timestamp required" if rule.require_timestamp else ""
-        print(f"  for {uri}: threshold {rule.threshold}{stamped}")
+        roles = role_requirement(rule.required_roles, rule.any_role)
+        print(f"  for {uri}: threshold {rule.threshold}{stamped}{roles}")
     for key in root.keys:
         window = (
             f"{format_time(key.valid_from) if key.valid_from else '-'} .. "
@@ -368,7 +390,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"sigstore: trusted root with {len(tlogs)} tlog(s)")
         for identity in root.keyless.identities:
             label = f" ({identity.label})" if identity.label else ""
-            print(f"identity {identity.issuer} {identity.shown_subject}{label}")
+            named = f" [{escape_controls(identity.name)}]" if identity.name else ""
+            print(f"identity {identity.issuer} {identity.shown_subject}{label}{named}")
             for name, value in identity.extensions.items():
                 print(f"    {name}: {value}")
             if identity.predicate_types:
@@ -376,6 +399,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for authority in root.timestamp_authorities:
         for line in tsa_lines(authority):
             print(line)
+    for line in role_lines(root):
+        print(line)
     for event in root.rotations:
         print(
             f"rotation {event.from_keyid[:16]}… -> {event.to_keyid[:16]}… "

@@ -180,11 +180,16 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
     except VerificationError as exc:
         return exc.exit_code, {"envelope": str(path), **failure_report(exc)}
     except DssesignError as exc:
+        from ..verify.result import REPORT_SCHEMA_VERSION
+
         return exc.exit_code, {
             "envelope": str(path),
+            "schemaVersion": REPORT_SCHEMA_VERSION,
             "ok": False,
             "code": str(Code.UNREADABLE),
             "message": str(exc),
+            "signatures": [],
+            "roles": {},
         }
     return 0, {"envelope": str(path), **result.to_dict()}
 
@@ -269,6 +274,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> int:
     from .._internal.text import escape_controls as safe
 
+    roles = report.get("roles") or {}
     if json_output:
         print_json(report)
     elif code == 0:
@@ -282,11 +288,21 @@ def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> in
             print(
                 f"  {'keyless':<26} {safe(identity['issuer'])} {safe(identity['subject'])}{label}"
             )
+        for name, role in roles.items():
+            state = "met" if role["met"] else "not met"
+            print(f"  role {safe(name)}: {role['counted']} of {role['threshold']} counted, {state}")
     else:
+        # The message names the role that was short (ROLE_POLICY_NOT_MET); every role follows.
         print(
             f"error: verification failed [{report['code']}]: {safe(report['message'])}",
             file=sys.stderr,
         )
+        for name, role in roles.items():
+            state = "met" if role["met"] else "not met"
+            print(
+                f"  role {safe(name)}: {role['counted']} of {role['threshold']} counted, {state}",
+                file=sys.stderr,
+            )
     return code
 
 

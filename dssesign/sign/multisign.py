@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import threading
@@ -17,6 +18,7 @@ from ..codes import SignFailure
 from ..core.dsse import Envelope, Signature, pae
 from ..errors import ConfigError, SigningError
 from .bundles import is_keyless
+from .countersign import check_countersigners
 from .signer import Signer
 
 if TYPE_CHECKING:
@@ -38,6 +40,9 @@ class SigningContext:
     predicate_type: str | None = None
     #: False when the predicate was signed without its schema check (attest --no-validate).
     predicate_validated: bool = True
+    #: The audit record's ``event``: "sign", or "countersign" for signatures appended later,
+    #: so a second person's signature shows as its own event in the log.
+    event: str = "sign"
 
 
 @dataclass(frozen=True)
@@ -73,21 +78,35 @@ _WORKERS = Workers(name="dssesign-sign")
 
 @dataclass(frozen=True)
 class SigningResult:
-    """The envelope and, for each of its signatures in order, the signer that made it.
+    """The envelope and, for each signature this operation made, the signer that made it.
 
     Callers that emit more than the envelope (Sigstore bundles, per-signature summaries) need
     the signer behind each signature: a keyless signer holds the bundle for its signature, and
     its envelope keyid is "" so the keyid cannot find it.
+
+    After `countersign`, `envelope` is the whole envelope (earlier signatures first) while
+    `signers` and `timestamps` describe only the appended signatures, which start at `first`:
+    `signers[i]` made `envelope.signatures[first + i]`. Build bundles from `made()` (only the
+    new signatures); the earlier signatures' bundles are wherever their signing put them.
     """
 
     envelope: Envelope
     signers: tuple[Signer, ...]
-    #: Each signature's verified RFC 3161 tokens (DER), in envelope order; empty without --tsa.
+    #: Each made signature's verified RFC 3161 tokens (DER), in order; empty without --tsa.
     timestamps: tuple[tuple[bytes, ...], ...] = ()
+    #: Index in `envelope.signatures` of the first signature this operation made.
+    first: int = 0
 
     def pairs(self) -> tuple[tuple[Signer, Signature], ...]:
-        """Each emitted signature with the signer that made it, in envelope order."""
-        return tuple(zip(self.signers, self.envelope.signatures, strict=True))
+        """Each signature this operation made with the signer that made it, in envelope order."""
+        made = self.envelope.signatures[self.first :]
+        return tuple(zip(self.signers, made, strict=True))
+
+    def made(self) -> Envelope:
+        """The envelope with only the signatures this operation made (what `bundles_for` takes)."""
+        if not self.first:
+            return self.envelope
+        return dataclasses.replace(self.envelope, signatures=self.envelope.signatures[self.first :])
 
 
 def envelope_keyid(signer: Signer) -> str:
@@ -206,6 +225,24 @@ class MultiProfileSigner:
         if self._timestamps is not None:
             self._stamp(self._timestamps, outcomes)
         return self._finish(payload, payload_type, outcomes, context)
+
+    def countersign(
+        self, envelope: Envelope, *, context: SigningContext | None = None
+    ) -> SigningResult:
+        """Append this signer's signatures to `envelope`: dual control, one person at a time.
+
+        The payload and payloadType are signed exactly as they are (never re-encoded) and the
+        earlier signatures stay, in order. A key that already signed is refused before anything
+        is signed (`countersign.check_countersigners`). The result describes only the new
+        signatures (see `SigningResult`); its audit records are "countersign" events.
+        """
+        check_countersigners(envelope, self._signers, self._keyids)
+        context = dataclasses.replace(context or SigningContext(), event="countersign")
+        added = self.sign_detailed(envelope.payload, envelope.payload_type, context=context)
+        whole = dataclasses.replace(
+            envelope, signatures=envelope.signatures + added.envelope.signatures
+        )
+        return dataclasses.replace(added, envelope=whole, first=len(envelope.signatures))
 
     def _stamp(self, timestamping: Timestamping, outcomes: list[_Outcome]) -> None:
         """Every verified signature of a keyed signer gets its tokens, all TSAs at once.

@@ -3,7 +3,7 @@
 The format is documented field by field in ``docs/trust-root.md`` and published as the JSON
 Schema ``dssesign/schemas/trust-root.v1.schema.json``. The package: the model (`model`,
 `identity`), the strict loader and canonical writer (`document`, `schema`, `rules`), the
-management operations (`edit`, keys and RFC 3161 timestamp authorities alike), key-rotation
+management operations (`edit`: keys, roles and RFC 3161 timestamp authorities alike), key-rotation
 handovers (`rotation`) and DSSE-signed trust roots (`signed`). This is the trust layer: it
 imports nothing of signing or verification; the timestamp layer below it is imported only
 when a trust root lists timestamp authorities.
@@ -17,7 +17,10 @@ from ._common import (
     HYBRID_MODES,
     MAX_IDENTITIES,
     MAX_KEYS,
+    MAX_NAME_CHARS,
     MAX_REGEXP_CHARS,
+    MAX_ROLE_MEMBERS,
+    MAX_ROLES,
     MAX_ROOT_KEYS,
     MAX_ROTATIONS,
     MAX_SUBJECT_CHARS,
@@ -25,6 +28,7 @@ from ._common import (
     MAX_TIMESTAMP_AUTHORITIES,
     MAX_TRUST_ROOT_BYTES,
     MEDIA_TYPE,
+    MEDIA_TYPE_V2,
     SCHEMA_ID,
     SIGSTORE_EXTENSIONS,
     TRUST_ROOT_ERROR_CODES,
@@ -42,6 +46,7 @@ from .document import dump_trust_root, load_trust_root, read_trust_root, save_tr
 from .edit import (
     add_identity,
     add_key,
+    add_role,
     add_timestamp_authority,
     init_trust_root,
     revoke_key,
@@ -53,7 +58,16 @@ from .edit import (
     unset_type_policy,
 )
 from .identity import IdentityRule, SigstoreTrust, check_subject_regexp
-from .model import Policy, Revocation, RootKeys, RotationEvent, TrustedKey, TrustRoot, TypePolicy
+from .model import (
+    Policy,
+    Revocation,
+    Role,
+    RootKeys,
+    RotationEvent,
+    TrustedKey,
+    TrustRoot,
+    TypePolicy,
+)
 from .rotation import (
     failed_handovers,
     handover_payload,
@@ -62,14 +76,24 @@ from .rotation import (
     verify_handover,
 )
 from .schema import MAX_TRUST_ROOT_ARRAY, schema
-from .signed import sign_trust_root, verify_signed_trust_root, verify_trust_root_chain
+from .signed import (
+    RootSignatures,
+    countersign_trust_root,
+    root_signatures,
+    sign_trust_root,
+    verify_signed_trust_root,
+    verify_trust_root_chain,
+)
 
 __all__ = [
     "HANDOVER_PAYLOAD_TYPE",
     "HYBRID_MODES",
     "MAX_IDENTITIES",
     "MAX_KEYS",
+    "MAX_NAME_CHARS",
     "MAX_REGEXP_CHARS",
+    "MAX_ROLES",
+    "MAX_ROLE_MEMBERS",
     "MAX_ROOT_KEYS",
     "MAX_ROTATIONS",
     "MAX_SUBJECT_CHARS",
@@ -78,6 +102,7 @@ __all__ = [
     "MAX_TRUST_ROOT_ARRAY",
     "MAX_TRUST_ROOT_BYTES",
     "MEDIA_TYPE",
+    "MEDIA_TYPE_V2",
     "SCHEMA_ID",
     "SIGSTORE_EXTENSIONS",
     "TRUST_ROOT_ERROR_CODES",
@@ -91,7 +116,9 @@ __all__ = [
     "IdentityRule",
     "Policy",
     "Revocation",
+    "Role",
     "RootKeys",
+    "RootSignatures",
     "RotationEvent",
     "SigstoreTrust",
     "TrustRoot",
@@ -100,8 +127,10 @@ __all__ = [
     "TypePolicy",
     "add_identity",
     "add_key",
+    "add_role",
     "add_timestamp_authority",
     "check_subject_regexp",
+    "countersign_trust_root",
     "dump_trust_root",
     "failed_handovers",
     "format_time",
@@ -112,6 +141,7 @@ __all__ = [
     "read_trust_root",
     "revoke_key",
     "revoke_timestamp_authority",
+    "root_signatures",
     "rotate_key",
     "rotation_chain_problem",
     "save_trust_root",

@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing s
 
 
 MEDIA_TYPE: Final = "application/vnd.dssesign.trust-root.v1+json"
+#: A trust root that uses a section or field v1 did not have (timestamp authorities, roles,
+#: their policy fields, identity names) is written as v2, so a v1 reader refuses it rather
+#: than verifying without rules it cannot see. v1 files keep loading.
+MEDIA_TYPE_V2: Final = "application/vnd.dssesign.trust-root.v2+json"
+MEDIA_TYPES: Final = (MEDIA_TYPE, MEDIA_TYPE_V2)
 #: payloadType of the rotation handover the old key signs (see `handover_payload`).
 HANDOVER_PAYLOAD_TYPE: Final = "application/vnd.dssesign.key-handover.v1+json"
 SCHEMA_ID: Final = "urn:dssesign:schema:trust-root.v1"
@@ -34,6 +39,11 @@ MAX_TRUST_ROOT_BYTES: Final = 4 * 1024 * 1024
 MAX_IDENTITIES: Final = 64
 #: RFC 3161 timestamp authorities in one trust root (each chain: at most 8 certificates).
 MAX_TIMESTAMP_AUTHORITIES: Final = 32
+#: Roles in one trust root, members (keys + identities) of one role, required roles per policy.
+MAX_ROLES: Final = 64
+MAX_ROLE_MEMBERS: Final = 256
+#: A role's or an identity's name (like a TSA's): how commands and roles refer to it.
+MAX_NAME_CHARS: Final = 128
 #: A subjectRegExp longer than this is refused; a SAN longer than MAX_SUBJECT_CHARS never
 #: matches a subjectRegExp (exact subjects are compared whatever their length). RE2 matches
 #: subjectRegExps (see _subject_regexp): linear in the SAN, it cannot backtrack.
@@ -153,6 +163,8 @@ def _now(now: datetime | None) -> datetime:
 _TYPE_URI: Final = re.compile(r"[a-z][a-z0-9+.-]*:[!-~]+")
 _KEYID: Final = re.compile(r"[0-9a-f]{64}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+#: Names are shown in reports and messages: no control, line-separator or bidi characters.
+_NAME_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _check_time(value: object, path: str) -> None:
@@ -173,6 +185,17 @@ def _check_text(value: object, path: str, *, empty_ok: bool, limit: int) -> None
         raise _fail(path, f"longer than {limit} characters")
     if _CONTROL.search(value):
         raise _fail(path, "contains control characters")
+
+
+def _check_name(value: object, path: str) -> str:
+    """A role's or an identity's name: 1-128 characters, none of them control or bidi."""
+    if not isinstance(value, str) or not value:
+        raise _fail(path, "must be a non-empty string")
+    if len(value) > MAX_NAME_CHARS:
+        raise _fail(path, f"longer than {MAX_NAME_CHARS} characters")
+    if _NAME_UNSAFE.search(value):
+        raise _fail(path, "contains control or reordering characters")
+    return value
 
 
 def _check_type_uri(value: object, path: str) -> None:

@@ -24,8 +24,24 @@ from ..limits import DEFAULT_LIMITS, Limits
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     from ..timestamp.authority import TimestampAuthority
 
-from ._common import MAX_TRUST_ROOT_BYTES, MEDIA_TYPE, _fail, format_time, parse_time
-from .model import Policy, Revocation, RootKeys, RotationEvent, TrustedKey, TrustRoot, TypePolicy
+from ._common import (
+    MAX_TRUST_ROOT_BYTES,
+    MEDIA_TYPE,
+    MEDIA_TYPE_V2,
+    _fail,
+    format_time,
+    parse_time,
+)
+from .model import (
+    Policy,
+    Revocation,
+    Role,
+    RootKeys,
+    RotationEvent,
+    TrustedKey,
+    TrustRoot,
+    TypePolicy,
+)
 from .rules import _validate
 from .schema import _check_array_sizes, _schema_check
 
@@ -54,6 +70,12 @@ def _load_document(document: object, *, allow_incomplete: bool) -> TrustRoot:
     _check_array_sizes(document)
     _schema_check(document)
     assert isinstance(document, dict)  # the schema's "type": "object"
+    if document["mediaType"] == MEDIA_TYPE and _uses_v2(document):
+        raise _fail(
+            "$.mediaType",
+            f"this trust root uses sections that are new in v2 ({', '.join(_uses_v2(document))}): "
+            f"its mediaType must be {MEDIA_TYPE_V2}",
+        )
     root = _from_json(document)
     _validate(root, complete=not allow_incomplete)
     return root
@@ -126,11 +148,15 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
                 threshold=entry["threshold"],
                 required_keyids=tuple(entry.get("requiredKeyids", ())),
                 require_timestamp=entry.get("requireTimestamp", False),
+                required_roles=tuple(entry.get("requiredRoles", ())),
+                any_role=entry.get("anyRole", False),
             )
             for uri, entry in policy_doc.get("perType", {}).items()
         },
         hybrid=policy_doc["hybrid"],
         require_timestamp=policy_doc.get("requireTimestamp", False),
+        required_roles=tuple(policy_doc.get("requiredRoles", ())),
+        any_role=policy_doc.get("anyRole", False),
     )
     rotations = []
     for index, entry in enumerate(document["rotations"]):
@@ -167,6 +193,15 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
         root=root_keys,
         sigstore=document.get("sigstore"),
         timestamp_authorities=_timestamp_authorities(document),
+        roles=tuple(
+            Role(
+                name=entry["name"],
+                threshold=entry["threshold"],
+                keyids=tuple(entry.get("keyids", ())),
+                identities=tuple(entry.get("identities", ())),
+            )
+            for entry in document.get("roles", ())
+        ),
     )
 
 
@@ -245,9 +280,11 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
                 per_type[uri]["requiredKeyids"] = list(type_policy.required_keyids)
             if type_policy.require_timestamp:
                 per_type[uri]["requireTimestamp"] = True
+            _role_requirement(per_type[uri], type_policy.required_roles, type_policy.any_role)
         policy["perType"] = per_type
     if root.policy.require_timestamp:
         policy["requireTimestamp"] = True
+    _role_requirement(policy, root.policy.required_roles, root.policy.any_role)
     document: dict[str, Any] = {
         "mediaType": MEDIA_TYPE,
         "version": root.version,
@@ -274,7 +311,49 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
         document["sigstore"] = root.sigstore
     if root.timestamp_authorities:
         document["timestampAuthorities"] = [a.to_dict() for a in root.timestamp_authorities]
+    if root.roles:
+        document["roles"] = [_role_entry(role) for role in root.roles]
+    if _uses_v2(document):
+        document["mediaType"] = MEDIA_TYPE_V2
     return document
+
+
+def _uses_v2(document: Mapping[str, Any]) -> list[str]:
+    """The v2 sections and fields a trust-root document uses (none: it is a v1 document)."""
+    found = [name for name in ("timestampAuthorities", "roles") if name in document]
+    policy = document.get("policy")
+    entries = [policy] if isinstance(policy, Mapping) else []
+    per_type = policy.get("perType") if isinstance(policy, Mapping) else None
+    if isinstance(per_type, Mapping):
+        entries += [entry for entry in per_type.values() if isinstance(entry, Mapping)]
+    for field in ("requireTimestamp", "requiredRoles", "anyRole"):
+        if any(field in entry for entry in entries):
+            found.append(f"policy {field}")
+    sigstore = document.get("sigstore")
+    identities = sigstore.get("identities") if isinstance(sigstore, Mapping) else None
+    if isinstance(identities, list) and any(
+        isinstance(rule, Mapping) and "name" in rule for rule in identities
+    ):
+        found.append("identity names")
+    return found
+
+
+def _role_requirement(entry: dict[str, Any], roles: tuple[str, ...], any_role: bool) -> None:
+    """`requiredRoles` (and `anyRole` when true) into a policy entry; nothing when unset, so a
+    trust root without roles is written exactly as before."""
+    if roles:
+        entry["requiredRoles"] = list(roles)
+    if any_role:
+        entry["anyRole"] = True
+
+
+def _role_entry(role: Role) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": role.name, "threshold": role.threshold}
+    if role.keyids:
+        entry["keyids"] = list(role.keyids)
+    if role.identities:
+        entry["identities"] = list(role.identities)
+    return entry
 
 
 def dump_trust_root(root: TrustRoot, *, allow_incomplete: bool = True) -> bytes:

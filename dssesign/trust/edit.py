@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing s
 
 from ._common import HybridMode, _clip, _fail, _now, _whole_seconds, format_time
 from .identity import IdentityRule, _parse_sigstore
-from .model import Policy, Revocation, RootKeys, TrustedKey, TrustRoot, TypePolicy
+from .model import Policy, Revocation, Role, RootKeys, TrustedKey, TrustRoot, TypePolicy
 from .rules import _validate
 
 # --- management operations (each returns a new TrustRoot, version + 1) ----------------------
@@ -113,27 +113,46 @@ def set_policy(
     for_type: str | None = None,
     hybrid: HybridMode | None = None,
     require_timestamp: bool | None = None,
+    required_roles: Sequence[str] | None = None,
+    any_role: bool | None = None,
 ) -> TrustRoot:
-    """Change the threshold / required keyids / timestamp rule (globally, or for one predicate
-    type) or hybrid.
+    """Change the threshold / required keyids / timestamp rule / required roles (globally, or
+    for one predicate type) or hybrid.
 
     `required_keyids=()` clears the requirement; None leaves it as it is. A new per-type entry
     needs a threshold. The hybrid mode is global. `require_timestamp` True makes every counted
     signature (of `for_type`, or of every type) need a verified RFC 3161 timestamp; False drops
-    that rule (a global True still holds for every type); None leaves it.
+    that rule (a global True still holds for every type); None leaves it. `required_roles`
+    names roles that must be met, all of them, or any one with `any_role=True` (`any_role`
+    None leaves the mode as it is); `()` clears them (for a type: it then inherits the global
+    ones). Every role requirement is applied together with the threshold and required keys.
     """
     if (
         threshold is None
         and required_keyids is None
         and hybrid is None
         and require_timestamp is None
+        and required_roles is None
+        and any_role is None
     ):
         raise ConfigError("set_policy: nothing to change")
     if require_timestamp is not None and type(require_timestamp) is not bool:
         raise ConfigError("require_timestamp must be True, False or None")
+    if any_role is not None and type(any_role) is not bool:
+        raise ConfigError("any_role must be True, False or None")
     if isinstance(required_keyids, str):
         raise ConfigError("required_keyids must be a sequence of keyids, not one string")
+    if isinstance(required_roles, str):
+        raise ConfigError("required_roles must be a sequence of role names, not one string")
     required = None if required_keyids is None else tuple(required_keyids)
+    roles = None if required_roles is None else tuple(required_roles)
+    for name in roles or ():
+        if root.role(name) is None:
+            raise TrustRootError(
+                f"trust root has no role named {_clip(repr(name), 80)} "
+                "(dssesign trust-root add-role)",
+                "$.roles",
+            )
     policy = root.policy
     if for_type is None:
         policy = dataclasses.replace(
@@ -144,6 +163,7 @@ def set_policy(
             require_timestamp=(
                 policy.require_timestamp if require_timestamp is None else require_timestamp
             ),
+            **_role_change(policy.required_roles, policy.any_role, roles, any_role),
         )
     else:
         if hybrid is not None:
@@ -162,9 +182,52 @@ def set_policy(
             require_timestamp=(
                 current.require_timestamp if require_timestamp is None else require_timestamp
             ),
+            **_role_change(current.required_roles, current.any_role, roles, any_role),
         )
         policy = dataclasses.replace(policy, per_type={**policy.per_type, for_type: updated})
     return _bump(root, policy=policy)
+
+
+def _role_change(
+    current: tuple[str, ...],
+    current_any: bool,
+    roles: tuple[str, ...] | None,
+    any_role: bool | None,
+) -> dict[str, Any]:
+    """The required roles and their mode after `set_policy`: no roles, no mode."""
+    wanted = current if roles is None else roles
+    if any_role and not wanted:
+        raise ConfigError("any_role needs required roles (--require-role NAME)")
+    mode = current_any if any_role is None else any_role
+    return {"required_roles": wanted, "any_role": bool(wanted) and mode}
+
+
+def add_role(
+    root: TrustRoot,
+    name: str,
+    *,
+    threshold: int,
+    keyids: Sequence[str] = (),
+    identities: Sequence[str] = (),
+) -> TrustRoot:
+    """Add a role: a named group of keys (by keyid) and keyless identities (by name) of which
+    `threshold` distinct members must count when a policy requires it.
+
+    Names are unique; every keyid must be a key of the trust root and every identity name a
+    named identity rule; the threshold is 1 to the number of members.
+    """
+    if isinstance(keyids, str) or isinstance(identities, str):
+        raise ConfigError("keyids and identities must be sequences, not one string")
+    for index, listed in enumerate(root.roles):
+        if listed.name == name:
+            raise _fail(
+                f"$.roles[{index}].name",
+                f"a role named {_clip(repr(name), 80)} is already listed (names are unique)",
+            )
+    role = Role(name=name, threshold=threshold, keyids=tuple(keyids), identities=tuple(identities))
+    if not role.size:
+        raise ConfigError(f"role {_clip(repr(name), 80)}: give at least one keyid or identity")
+    return _bump(root, roles=(*root.roles, role))
 
 
 def unset_type_policy(root: TrustRoot, predicate_type: str) -> TrustRoot:
@@ -216,8 +279,12 @@ def add_identity(
     extensions: Mapping[str, str] | None = None,
     predicate_types: Sequence[str] = (),
     label: str | None = None,
+    name: str | None = None,
 ) -> TrustRoot:
-    """Trust keyless signatures by one identity (OIDC issuer + SAN, exact or regexp)."""
+    """Trust keyless signatures by one identity (OIDC issuer + SAN, exact or regexp).
+
+    `name`, unique among the identities, is how roles refer to it (`add_role(identities=...)`).
+    """
     if root.keyless is None:
         raise TrustRootError(
             "the trust root has no Sigstore trusted root yet; set it first "
@@ -233,6 +300,7 @@ def add_identity(
         extensions=dict(extensions or {}),
         predicate_types=tuple(predicate_types),
         label=label,
+        name=name,
     )
     entries = [r.to_json() for r in root.keyless.identities] + [rule.to_json()]
     section = {"trustedRoot": root.keyless.trusted_root, "identities": entries}

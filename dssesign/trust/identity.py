@@ -20,6 +20,7 @@ from ._common import (
     MAX_REGEXP_CHARS,
     MAX_SUBJECT_CHARS,
     SIGSTORE_EXTENSIONS,
+    _check_name,
     _check_text,
     _check_type_uris,
     _clip,
@@ -43,6 +44,8 @@ class IdentityRule:
     #: Predicate type URIs this identity may attest to; empty means any.
     predicate_types: tuple[str, ...] = ()
     label: str | None = None
+    #: Unique name roles refer to the identity by (`trust-root add-identity --name`).
+    name: str | None = None
 
     def matches_subject(self, san: str) -> bool:
         """Does `san` satisfy this rule's subject (exact or whole-string regexp)?"""
@@ -65,7 +68,9 @@ class IdentityRule:
         return not self.predicate_types or predicate_type in self.predicate_types
 
     def describe(self) -> str:
-        """Short human form for messages: the label, else issuer and subject."""
+        """Short human form for messages: the name, else the label, else issuer and subject."""
+        if self.name:
+            return self.name
         if self.label:
             return self.label
         return f"{self.issuer} {self.shown_subject}"
@@ -88,6 +93,8 @@ class IdentityRule:
             entry["predicateTypes"] = list(self.predicate_types)
         if self.label is not None:
             entry["label"] = self.label
+        if self.name is not None:
+            entry["name"] = self.name
         return entry
 
 
@@ -99,6 +106,10 @@ class SigstoreTrust:
     trusted_root: Mapping[str, Any]
     identities: tuple[IdentityRule, ...]
 
+    def identity(self, name: str) -> IdentityRule | None:
+        """The identity rule with this name, if any."""
+        return next((rule for rule in self.identities if rule.name == name), None)
+
 
 # --- the sigstore section --------------------------------------------------------------------
 
@@ -106,7 +117,7 @@ _TRUSTED_ROOT_MEDIA_TYPE: Final = re.compile(
     r"application/vnd\.dev\.sigstore\.trustedroot(\+json;version=0\.1|\.v0\.[0-9]+\+json)"
 )
 _IDENTITY_FIELDS: Final = frozenset(
-    {"issuer", "subject", "subjectRegExp", "extensions", "predicateTypes", "label"}
+    {"issuer", "subject", "subjectRegExp", "extensions", "predicateTypes", "label", "name"}
 )
 _TRUSTED_ROOT_LISTS: Final = ("tlogs", "ctlogs", "certificateAuthorities", "timestampAuthorities")
 
@@ -178,6 +189,9 @@ def _parse_identity(entry: object, path: str) -> IdentityRule:
     label = entry.get("label")
     if label is not None:
         _check_text(label, f"{path}.label", empty_ok=False, limit=256)
+    name = entry.get("name")
+    if name is not None:
+        _check_name(name, f"{path}.name")
     return IdentityRule(
         issuer=issuer,
         subject=subject,
@@ -185,6 +199,7 @@ def _parse_identity(entry: object, path: str) -> IdentityRule:
         extensions=MappingProxyType(extensions),
         predicate_types=predicate_types,
         label=label,
+        name=name,
     )
 
 
@@ -219,9 +234,18 @@ def _parse_sigstore(raw: Mapping[str, object]) -> SigstoreTrust:
         raise _fail("$.sigstore.identities", f"must be a list of at most {MAX_IDENTITIES} rules")
     rules: list[IdentityRule] = []
     seen: dict[bytes, int] = {}
+    names: dict[str, int] = {}
     for index, entry in enumerate(identities):
         path = f"$.sigstore.identities[{index}]"
         rule = _parse_identity(entry, path)
+        if rule.name is not None:
+            if rule.name in names:
+                raise _fail(
+                    f"{path}.name",
+                    f"{_clip(repr(rule.name), 80)} is already the name of "
+                    f"$.sigstore.identities[{names[rule.name]}] (names are unique)",
+                )
+            names[rule.name] = index
         same = canonicalize(
             {
                 "issuer": rule.issuer,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,7 @@ from ..core.keys import PublicKey
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     from ..timestamp.authority import TimestampAuthority
 
-from ._common import MEDIA_TYPE, HybridMode
+from ._common import MEDIA_TYPE, MEDIA_TYPE_V2, HybridMode
 from .identity import SigstoreTrust, _parse_sigstore
 
 # --- model -----------------------------------------------------------------------------------
@@ -65,6 +66,27 @@ class TrustedKey:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A named group of signing keys (by keyid) and keyless identities (by their unique name),
+    with its own threshold: how many distinct members must count for the role to be met.
+
+    A key brought in by rotation belongs to the roles of the key it replaced (and of that
+    key's predecessors); a key and the keys rotated from it are one member of a role.
+    """
+
+    name: str
+    threshold: int
+    keyids: tuple[str, ...] = ()
+    #: Names of `sigstore.identities` rules (`IdentityRule.name`).
+    identities: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """How many members the role lists (keys and identities)."""
+        return len(self.keyids) + len(self.identities)
+
+
+@dataclass(frozen=True)
 class TypePolicy:
     """Threshold and required keyids for one predicate type, overriding `Policy`'s for it."""
 
@@ -72,6 +94,9 @@ class TypePolicy:
     required_keyids: tuple[str, ...] = ()
     #: Every counted signature of this type needs a verified RFC 3161 timestamp.
     require_timestamp: bool = False
+    #: Roles that must be met (all of them, or one with `any_role`); empty: the global ones.
+    required_roles: tuple[str, ...] = ()
+    any_role: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,16 +111,38 @@ class Policy:
     hybrid: HybridMode = "off"
     #: Every counted signature needs a verified RFC 3161 timestamp (a type may require it too).
     require_timestamp: bool = False
+    #: Roles that must be met: all of them, or any one with `any_role`.
+    required_roles: tuple[str, ...] = ()
+    any_role: bool = False
 
     def for_type(self, predicate_type: str) -> TypePolicy:
-        """The threshold, required keyids and timestamp rule that apply to `predicate_type`."""
+        """The threshold, required keyids, timestamp rule and required roles that apply to
+        `predicate_type`.
+
+        A per-type entry replaces the threshold and required keyids; its `required_roles`
+        (with its `any_role`) replace the global ones, and without any it keeps the global
+        ones; a global timestamp requirement holds for every type.
+        """
         found = self.per_type.get(predicate_type)
         if found is None:
-            return TypePolicy(self.threshold, self.required_keyids, self.require_timestamp)
-        if self.require_timestamp and not found.require_timestamp:
-            # A global requirement holds for every type: a per-type entry only adds to it.
-            return TypePolicy(found.threshold, found.required_keyids, require_timestamp=True)
-        return found
+            return TypePolicy(
+                self.threshold,
+                self.required_keyids,
+                self.require_timestamp,
+                self.required_roles,
+                self.any_role,
+            )
+        # A global timestamp requirement holds for every type: a per-type entry only adds to it.
+        stamped = found.require_timestamp or self.require_timestamp
+        inherit_roles = bool(self.required_roles) and not found.required_roles
+        if stamped == found.require_timestamp and not inherit_roles:
+            return found
+        return dataclasses.replace(
+            found,
+            require_timestamp=stamped,
+            required_roles=self.required_roles if inherit_roles else found.required_roles,
+            any_role=self.any_role if inherit_roles else found.any_role,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,6 +181,8 @@ class TrustRoot:
     sigstore: Mapping[str, object] | None = None
     #: RFC 3161 timestamp authorities whose tokens date signatures (names unique).
     timestamp_authorities: tuple[TimestampAuthority, ...] = ()
+    #: Named groups of keys and identities with their own thresholds (names unique).
+    roles: tuple[Role, ...] = ()
 
     @cached_property
     def keyless(self) -> SigstoreTrust | None:
@@ -179,7 +228,37 @@ class TrustRoot:
             event = self.rotation_from(event.to_keyid)
         return tuple(chain)
 
+    def predecessors(self, keyid: str) -> tuple[str, ...]:
+        """Keys `keyid` was rotated from, nearest first (A→B→C gives (B, A) for C), following
+        `rotation_to`; bounded by the number of rotations, so a cycle cannot loop."""
+        chain: list[str] = []
+        event = self.rotation_to(keyid)
+        while event is not None and len(chain) < len(self.rotations):
+            if event.from_keyid == keyid or event.from_keyid in chain:
+                break  # a cycle (the loader refuses one): stop
+            chain.append(event.from_keyid)
+            event = self.rotation_to(event.from_keyid)
+        return tuple(chain)
+
+    def role(self, name: str) -> Role | None:
+        """The role with this name, if any."""
+        return next((r for r in self.roles if r.name == name), None)
+
+    def roles_of_key(self, keyid: str) -> tuple[str, ...]:
+        """Names of the roles `keyid` belongs to: those listing it, or a key it was rotated
+        from (a rotated-in key inherits its predecessors' roles), in the trust root's order."""
+        lineage = {keyid, *self.predecessors(keyid)}
+        return tuple(r.name for r in self.roles if lineage.intersection(r.keyids))
+
     @property
     def media_type(self) -> str:
-        """The trust-root format this model represents: always `MEDIA_TYPE`."""
-        return MEDIA_TYPE
+        """The format this trust root is written in: v2 when it uses v2 sections, else v1."""
+        uses_v2 = bool(
+            self.timestamp_authorities
+            or self.roles
+            or self.policy.require_timestamp
+            or self.policy.required_roles
+            or any(p.require_timestamp or p.required_roles for p in self.policy.per_type.values())
+            or (self.keyless is not None and any(r.name for r in self.keyless.identities))
+        )
+        return MEDIA_TYPE_V2 if uses_v2 else MEDIA_TYPE

@@ -18,11 +18,15 @@ if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing s
 
 from ._common import (
     HYBRID_MODES,
+    MAX_IDENTITIES,
     MAX_KEYS,
+    MAX_ROLE_MEMBERS,
+    MAX_ROLES,
     MAX_ROOT_KEYS,
     MAX_ROTATIONS,
     MAX_THRESHOLD,
     MAX_TIMESTAMP_AUTHORITIES,
+    _check_name,
     _check_text,
     _check_time,
     _check_type_uri,
@@ -31,7 +35,7 @@ from ._common import (
     _fail,
     format_time,
 )
-from .model import RootKeys, RotationEvent, TrustedKey, TrustRoot, TypePolicy
+from .model import Role, RootKeys, RotationEvent, TrustedKey, TrustRoot, TypePolicy
 
 
 def _check_threshold(value: object, path: str, maximum: int = MAX_THRESHOLD) -> int:
@@ -83,8 +87,10 @@ def _validate(root: TrustRoot, *, complete: bool) -> None:
         if not stable:
             raise _fail("$.sigstore", "holds a number that does not survive canonical JSON")
         root.keyless  # noqa: B018 - parsed once here, kept for _validate_reachable and verify
+    _validate_roles(root)
     if complete:
         _validate_reachable(root)
+        _validate_roles_reachable(root)
 
 
 def _validate_key(key: TrustedKey, path: str, seen: dict[bytes, int], index: int) -> None:
@@ -316,4 +322,143 @@ def _validate_reachable(root: TrustRoot) -> None:
                 f"{path}.threshold",
                 f"{type_policy.threshold} exceeds the {len(eligible)} {what}{extra}; "
                 "add keys or lower the threshold",
+            )
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def _check_names(values: object, path: str, limit: int, what: str) -> tuple[str, ...]:
+    if not isinstance(values, tuple) or len(values) > limit:
+        raise _fail(path, f"must be a tuple of at most {limit} {what}")
+    if len(set(values)) != len(values):
+        raise _fail(path, f"lists a {what[:-1]} twice")
+    return values
+
+
+def _validate_roles(root: TrustRoot) -> None:
+    """Names unique; every member exists; thresholds within the members; policy references."""
+    roles = root.roles
+    if not isinstance(roles, tuple) or len(roles) > MAX_ROLES:
+        raise _fail("$.roles", f"must be a tuple of at most {MAX_ROLES} roles")
+    identities = root.keyless.identities if root.keyless is not None else ()
+    identity_names = {rule.name for rule in identities if rule.name is not None}
+    names: dict[str, int] = {}
+    for index, role in enumerate(roles):
+        path = f"$.roles[{index}]"
+        if not isinstance(role, Role):
+            raise _fail(path, "must be a Role")
+        _check_name(role.name, f"{path}.name")
+        if role.name in names:
+            raise _fail(
+                f"{path}.name",
+                f"{_clip(repr(role.name), 80)} is already the name of $.roles[{names[role.name]}] "
+                "(names are unique)",
+            )
+        names[role.name] = index
+        keyids = _check_names(role.keyids, f"{path}.keyids", MAX_ROLE_MEMBERS, "keyids")
+        for position, keyid in enumerate(keyids):
+            if not isinstance(keyid, str) or root.key(keyid) is None:
+                raise _fail(
+                    f"{path}.keyids[{position}]", f"{_clip(repr(keyid), 80)} is not a key in $.keys"
+                )
+        members = _check_names(role.identities, f"{path}.identities", MAX_IDENTITIES, "identities")
+        for position, name in enumerate(members):
+            if name not in identity_names:
+                raise _fail(
+                    f"{path}.identities[{position}]",
+                    f"{_clip(repr(name), 80)} names no identity in $.sigstore.identities "
+                    "(identities are named with add-identity --name)",
+                )
+        if not role.size:
+            raise _fail(path, "a role needs members: keyids, identities or both")
+        if role.size > MAX_ROLE_MEMBERS:
+            raise _fail(path, f"more than {MAX_ROLE_MEMBERS} members")
+        _check_threshold(role.threshold, f"{path}.threshold", role.size)
+    policy = root.policy
+    _check_role_requirement(policy.required_roles, policy.any_role, "$.policy", names)
+    for uri, type_policy in policy.per_type.items():
+        path = json_path(["policy", "perType", uri])
+        _check_role_requirement(type_policy.required_roles, type_policy.any_role, path, names)
+
+
+def _check_role_requirement(
+    required: object, any_role: object, path: str, names: dict[str, int]
+) -> None:
+    _check_flag(any_role, f"{path}.anyRole")
+    wanted = _check_names(required, f"{path}.requiredRoles", MAX_ROLES, "roles")
+    for position, name in enumerate(wanted):
+        if name not in names:
+            raise _fail(
+                f"{path}.requiredRoles[{position}]",
+                f"{_clip(repr(name), 80)} is not a role in $.roles",
+            )
+    if any_role and not wanted:
+        raise _fail(f"{path}.anyRole", "set without requiredRoles")
+
+
+def _lineage(root: TrustRoot, keyid: str) -> str:
+    """The first key of `keyid`'s rotation chain: a key and its successors are one member."""
+    before = root.predecessors(keyid)
+    return before[-1] if before else keyid
+
+
+def _role_capacity(root: TrustRoot, role: Role, predicate_type: str | None) -> int:
+    """How many distinct members of `role` could ever count for `predicate_type` (None: any):
+    one per rotation chain among its keys (a key and the keys rotated from or to it are one
+    member), in `pq-only` only ML-DSA keys, plus its identities allowed for the type (an
+    identity counts as a classical signer). Validity and revocation are not considered."""
+    hybrid = root.policy.hybrid
+    identities = root.keyless.identities if root.keyless is not None else ()
+    chains: set[str] = set()
+    for keyid in role.keyids:
+        for member in (keyid, *root.successors(keyid)):
+            key = root.key(member)
+            if key is None or (predicate_type is not None and not key.allows(predicate_type)):
+                continue
+            if hybrid == "pq-only" and not key.public_key.algorithm.post_quantum:
+                continue
+            chains.add(_lineage(root, member))
+    count = len(chains)
+    if hybrid != "pq-only":
+        by_name = {rule.name: rule for rule in identities if rule.name is not None}
+        count += sum(
+            1
+            for name in role.identities
+            if name in by_name and (predicate_type is None or by_name[name].allows(predicate_type))
+        )
+    return count
+
+
+def _validate_roles_reachable(root: TrustRoot) -> None:
+    """Refuse a role no set of its members could meet, and a role requirement no role could."""
+    for index, role in enumerate(root.roles):
+        capacity = _role_capacity(root, role, None)
+        if capacity < role.threshold:
+            raise _fail(
+                f"$.roles[{index}].threshold",
+                f"{role.threshold} exceeds the {capacity} distinct members of role "
+                f"{_clip(repr(role.name), 80)} that could count (a key and the keys rotated "
+                "from it are one member; hybrid pq-only counts only ML-DSA keys)",
+            )
+    policy = root.policy
+    scopes: list[tuple[str, str | None]] = [("$.policy", None)]
+    scopes += [(json_path(["policy", "perType", uri]), uri) for uri in policy.per_type]
+    for scope, uri in scopes:
+        path, required, any_role = scope, policy.required_roles, policy.any_role
+        if uri is not None and policy.per_type[uri].required_roles:
+            required, any_role = policy.per_type[uri].required_roles, policy.per_type[uri].any_role
+        elif uri is not None:
+            path = "$.policy"  # the global requirement, which this type inherits
+        short = []
+        for name in required:
+            wanted = root.role(name)
+            if wanted is not None and _role_capacity(root, wanted, uri) < wanted.threshold:
+                short.append(name)
+        if short and (not any_role or len(short) == len(required)):
+            what = "any type" if uri is None else uri
+            raise _fail(
+                f"{path}.requiredRoles",
+                f"role {_clip(repr(short[0]), 80)} can never be met for {what}: too few of its "
+                "members may attest to it",
             )

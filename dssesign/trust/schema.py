@@ -130,6 +130,8 @@ def _schema_message(error: SchemaFailure) -> str:
         return "has duplicate items"
     if kind == "oneOf":  # the only oneOf: an identity rule's subject
         return "needs exactly one of subject and subjectRegExp"
+    if kind == "anyOf":  # the only anyOf: a role's members
+        return "a role needs members: keyids, identities or both"
     return error.message
 
 

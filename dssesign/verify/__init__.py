@@ -7,23 +7,33 @@ tests/unit/verify/test_standalone.py hold it to that).
 from ..codes import CODES, Code
 from .envelope import verify, verify_bundle
 from .result import (
+    REPORT_SCHEMA_VERSION,
     CountedIdentity,
     CountedKey,
     MatchedSubject,
+    RoleReport,
+    SignatureReport,
     VerificationFailure,
     VerificationResult,
     failure_report,
+    role_reports,
+    signature_reports,
 )
 
 __all__ = [
     "CODES",
+    "REPORT_SCHEMA_VERSION",
     "Code",
     "CountedIdentity",
     "CountedKey",
     "MatchedSubject",
+    "RoleReport",
+    "SignatureReport",
     "VerificationFailure",
     "VerificationResult",
     "failure_report",
+    "role_reports",
+    "signature_reports",
     "verify",
     "verify_bundle",
 ]

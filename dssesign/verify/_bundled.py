@@ -20,7 +20,8 @@ from ..limits import Limits
 from ..trust import SigstoreTrust, TrustRoot
 from ._index import _Index
 from ._keys import _state_at_times, _state_problem
-from ._run import _Run, _Stop
+from ._roles import _evaluate_roles
+from ._run import _Run, _signature_reports, _Stop
 from .result import CountedIdentity, MatchedSubject, VerificationResult
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ def _verify_bundles(
     from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
 
     signatures = {s.sig for s in envelope.signatures}
+    # Where each signature sits in the envelope (the report's entries); a repeat is a duplicate.
+    positions: dict[bytes, list[int]] = {}
+    for position, entry in enumerate(envelope.signatures):
+        positions.setdefault(entry.sig, []).append(position)
     trusted_keys = {c.public.spki_der for c in index.candidates}
     signers: dict[tuple[str, str], _Signer] = {}
     times: dict[bytes, tuple[VerifiedTime, ...]] = {}
@@ -116,11 +121,13 @@ def _verify_bundles(
         except VerificationError as exc:
             raise _bundle_stop(position, exc) from None
         identity = (signer.issuer, signer.subject)
+        first, *repeats = positions[bundle.signature]  # the bundle's signature is one of them
         if identity in signers:
             run.warnings.append(
                 f"bundle {position}: keyless identity {signer.subject[:120]} already counted; "
                 "an identity counts once"
             )
+            _note_keyless(run, identity, [first, *repeats], duplicate=True)
             continue
         if signer.spki_der in trusted_keys or any(
             signer.spki_der == s.spki_der or signer.signature == s.signature
@@ -133,7 +140,23 @@ def _verify_bundles(
             )
             continue
         signers[identity] = signer
+        run.keyless_time[identity] = "rfc3161" if bundle.timestamps else "tlog"
+        _note_keyless(run, identity, [first], duplicate=False)
+        _note_keyless(run, identity, repeats, duplicate=True)
     return list(signers.values()), times
+
+
+def _note_keyless(
+    run: _Run, identity: tuple[str, str], positions: list[int], *, duplicate: bool
+) -> None:
+    """Report-only: these envelope signatures are the keyless identity's (unless another
+    signer already claimed them)."""
+    for position in positions:
+        if position in run.verified_by or position in run.keyless:
+            continue
+        run.keyless[position] = identity
+        if duplicate:
+            run.duplicates.add(position)
 
 
 def _verified_times(
@@ -217,19 +240,25 @@ def _verify_message_bundle(
                 f"digest {label[:80]!r}: a messageSignature bundle signs a sha256 digest",
             )
     digest = bytes.fromhex(hex_digest)
+    run.envelope_keyids = ("",)
+    identity_names: tuple[str, ...] = ()
     try:
         if parsed.keyed:
             key = bundle_verify.verify_keyed(
                 parsed, [c.public for c in index.candidates], digest=digest
             )
             candidate = index.by_keyid[key.keyid]
+            run.envelope_keyids = (candidate.keyid,)
+            run.verified_by[0] = candidate.keyid
             counted = candidate.counted
             if parsed.timestamps:
                 stamped = _verified_times(trust_root, parsed.timestamps, parsed.signature, now)
                 moments = [t.time for t in stamped]
                 problem = _state_at_times(run, trust_root, index, candidate, moments)
                 counted = dataclasses.replace(counted, signed_at=min(moments))
+                run.signed_at[candidate.keyid] = min(moments)
             elif require_timestamp or trust_root.policy.require_timestamp:
+                run.excluded[candidate.keyid] = Code.TIMESTAMP_REQUIRED
                 raise _Stop(
                     Code.TIMESTAMP_REQUIRED,
                     f"key {candidate.keyid[:16]}: the bundle carries no RFC 3161 timestamp",
@@ -237,8 +266,10 @@ def _verify_message_bundle(
             else:
                 problem = _state_problem(run, trust_root, index, candidate, now)
             if problem is not None:
+                run.excluded[candidate.keyid] = problem[0]
                 raise _Stop(*problem)
             if any(e.predicate_types for e in candidate.entries):
+                run.excluded[candidate.keyid] = Code.PREDICATE_TYPE_NOT_ALLOWED
                 raise _Stop(
                     Code.PREDICATE_TYPE_NOT_ALLOWED,
                     f"key {candidate.keyid[:16]} may only attest to its predicate types; a "
@@ -249,19 +280,38 @@ def _verify_message_bundle(
             post_quantum = candidate.post_quantum
         else:
             signer = bundle_verify.verify_keyless(parsed, _keyless_trust(trust_root), digest=digest)
-            rule = next((r for r in signer.rules if not r.predicate_types), None)
+            who = (signer.issuer, signer.subject)
+            run.keyless[0] = who
+            run.keyless_time[who] = "rfc3161" if parsed.timestamps else "tlog"
+            untyped = [r for r in signer.rules if not r.predicate_types]
+            identity_names = tuple(r.name for r in untyped if r.name is not None)
+            rule = untyped[0] if untyped else None
             if rule is None:
+                run.identities_excluded[who] = Code.PREDICATE_TYPE_NOT_ALLOWED
                 raise _Stop(
                     Code.PREDICATE_TYPE_NOT_ALLOWED,
                     f"keyless identity {signer.subject[:120]} may only attest to its predicate "
                     "types; a messageSignature bundle has none",
                 )
             run.identities_counted = (CountedIdentity(signer.issuer, signer.subject, rule.label),)
+            run.identity_names[who] = identity_names
             counted_keyid = ""
             post_quantum = False
     except VerificationError as exc:
         raise _bundle_stop(None, exc) from None
     policy = trust_root.policy
+    # The roles, tallied before any policy check can fail so the report shows them (what
+    # hybrid pq-only would not count is left out of them).
+    pq_only = policy.hybrid == "pq-only"
+    roles_short = _evaluate_roles(
+        run,
+        trust_root,
+        predicate_type="",
+        keys=[counted_keyid] if counted_keyid and (post_quantum or not pq_only) else [],
+        identities=() if pq_only else run.identities_counted,
+        excluded=(),
+    )
+    run.policy_done = True
     if policy.hybrid == "pq-only" and not post_quantum:
         raise _Stop(Code.HYBRID_POLICY_NOT_MET, "hybrid mode pq-only: the signature is classical")
     if policy.hybrid == "and":
@@ -281,6 +331,8 @@ def _verify_message_bundle(
             Code.REQUIRED_KEY_MISSING,
             "required key(s) did not count: " + ", ".join(k[:16] for k in missing),
         )
+    if roles_short is not None:
+        raise roles_short
     return VerificationResult(
         predicate_type="",
         statement_type="",
@@ -291,4 +343,6 @@ def _verify_message_bundle(
         payload=b"",
         statement=MappingProxyType({}),
         identities_counted=run.identities_counted,
+        signatures=_signature_reports(run, None),
+        roles=dict(run.roles),
     )

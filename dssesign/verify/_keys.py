@@ -29,6 +29,9 @@ _EXCLUSION_ORDER: Final = (
 #: Crypto attempts for signatures without a usable keyid hint (at least 8 per trusted key):
 #: bounds the work an envelope of junk signatures can cause at ~0.1-0.3 s.
 _BLIND_ATTEMPTS: Final = 1024
+#: Report-only attempts: un-hinted signatures that added no key, tried against accepted keys to
+#: report them as repeats (SIGNATURE_DUPLICATE) rather than invalid.
+_REPORT_ATTEMPTS: Final = 256
 
 
 def _accepted_keys(
@@ -40,20 +43,28 @@ def _accepted_keys(
     signature does not count); an empty or unknown keyid is tried against every key not yet
     accepted, within a budget of blind attempts (then skipped: fewer keys count, never more).
     The keyid never decides which key counted: only a verifying signature does.
+
+    For the report, `run.verified_by` records the key each signature verifies under, and a
+    further signature of a key already accepted is checked (once, against that key: it is
+    still only one key) and marked in `run.duplicates`; un-hinted ones left over are tried
+    against the accepted keys within a separate, smaller budget.
     """
     accepted: dict[int, _Candidate] = {}
     everyone = index.candidates
     budget = max(_BLIND_ATTEMPTS, 8 * len(everyone))
+    run.envelope_keyids = tuple(s.keyid for s in signatures)
     for position, signature in enumerate(signatures):
         sig = signature.sig
         size = len(sig)
         named = index.by_keyid.get(signature.keyid) if signature.keyid else None
         if named is not None:
-            if id(named) in accepted:
-                continue  # that key already counts; a second signature adds nothing
             if named.min_sig <= size <= named.max_sig and named.check(sig, message):
-                accepted[id(named)] = named
-                run.signatures[named.keyid] = sig
+                run.verified_by[position] = named.keyid
+                if id(named) in accepted:
+                    run.duplicates.add(position)  # that key already counts: it adds nothing
+                else:
+                    accepted[id(named)] = named
+                    run.signatures[named.keyid] = sig
             else:
                 run.warnings.append(
                     f"signature {position}: does not verify under the key its keyid names "
@@ -78,8 +89,36 @@ def _accepted_keys(
             if candidate.check(sig, message):
                 accepted[id(candidate)] = candidate
                 run.signatures[candidate.keyid] = sig
+                run.verified_by[position] = candidate.keyid
                 break
+    _classify_repeats(run, index, signatures, message, list(accepted.values()))
     return list(accepted.values())
+
+
+def _classify_repeats(
+    run: _Run,
+    index: _Index,
+    signatures: Sequence[Signature],
+    message: bytes,
+    accepted: Sequence[_Candidate],
+) -> None:
+    """Report-only: an un-hinted signature that added no key may be a repeat of an accepted
+    key's; try those keys (never others) within `_REPORT_ATTEMPTS`. Counts nothing."""
+    budget = _REPORT_ATTEMPTS
+    for position, signature in enumerate(signatures):
+        if position in run.verified_by or (signature.keyid and signature.keyid in index.by_keyid):
+            continue
+        size = len(signature.sig)
+        for candidate in accepted:
+            if not candidate.min_sig <= size <= candidate.max_sig:
+                continue
+            if budget <= 0:
+                return
+            budget -= 1
+            if candidate.check(signature.sig, message):
+                run.verified_by[position] = candidate.keyid
+                run.duplicates.add(position)
+                break
 
 
 def _state_problem(

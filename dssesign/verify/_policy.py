@@ -17,6 +17,7 @@ from ..intoto.subjects import digest_file
 from ..trust import TrustRoot
 from ._index import _Candidate, _Index
 from ._keys import _Exclusion, _worst
+from ._roles import _check_roles, _evaluate_roles
 from ._run import _Run, _Stop
 from .result import CountedIdentity, MatchedSubject
 
@@ -49,6 +50,7 @@ def _check_policy(root: TrustRoot, index: _Index) -> None:
                     Code.TRUST_ROOT_INVALID,
                     f"trust root: required keyid{scope} {str(keyid)[:16]} is not a trusted key",
                 )
+    _check_roles(root, set(index.by_keyid))
 
 
 def _apply_policy(
@@ -61,11 +63,12 @@ def _apply_policy(
     excluded: list[_Exclusion],
     identities: Sequence[CountedIdentity] = (),
 ) -> int:
-    """Threshold of distinct keys and keyless identities, required keyids, hybrid mode.
+    """Threshold of distinct keys and keyless identities, required keyids, hybrid mode, and
+    the roles the policy requires (`_roles`), all of which must hold.
 
     A keyless identity (its certificate key is ECDSA) counts like one classical key: toward
-    the threshold in modes off/or/and, not at all in pq-only. Sets `run.keys_counted` and
-    `run.identities_counted`.
+    the threshold in modes off/or/and, not at all in pq-only. Sets `run.keys_counted`,
+    `run.identities_counted` and the role tallies (`run.roles`), before any check can fail.
     """
     policy = root.policy
     per_type = policy.per_type.get(predicate_type) if policy.per_type else None
@@ -81,6 +84,7 @@ def _apply_policy(
             run.warnings.append(
                 f"hybrid mode pq-only: {len(classical)} classical signature(s) not counted"
             )
+            run.excluded.update((c.keyid, Code.HYBRID_POLICY_NOT_MET) for c in classical)
     elif hybrid == "and":
         counted, toward = classical + quantum, classical
     else:
@@ -91,7 +95,19 @@ def _apply_policy(
         run.warnings.append(
             f"hybrid mode pq-only: {len(identities)} keyless identity signature(s) not counted"
         )
+        run.identities_excluded.update(
+            ((i.issuer, i.subject), Code.HYBRID_POLICY_NOT_MET) for i in identities
+        )
     run.identities_counted = signers
+    roles_short = _evaluate_roles(
+        run,
+        root,
+        predicate_type=predicate_type,
+        keys=[c.keyid for c in counted],
+        identities=signers,
+        excluded=excluded,
+    )
+    run.policy_done = True
     total = len(toward) + len(signers)
     who = "distinct trusted key(s)" + (" and keyless identities" if signers else "")
 
@@ -131,6 +147,8 @@ def _apply_policy(
             + ", ".join(k[:16] for k in missing)
             + (f": {detail}" if detail else ""),
         )
+    if roles_short is not None:
+        raise roles_short
     return threshold
 
 

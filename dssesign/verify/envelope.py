@@ -21,7 +21,8 @@ The order of checks is the defence; each step only runs on what the previous one
    predicateType, and each key's allowed predicate types;
 7. the policy: the threshold counts distinct public keys (SPKI DER), never signatures or keyid
    strings, plus distinct keyless identities (issuer + subject); required keyids; the hybrid
-   post-quantum mode;
+   post-quantum mode; the roles it requires (`_roles`: each counts the distinct keys and
+   identities of step 7 that belong to it, a rotated-in key in its predecessor's roles);
 8. artifacts and digests, last, so hashing large files is only spent on a valid attestation.
 
 Every failure is one `VerificationError` with a stable `code` (see `CODES`); any other
@@ -49,7 +50,7 @@ from ._index import _Candidate, _Index, _index_for
 from ._inputs import _digest_args, _read_envelope, _read_statement, _sequence_arg
 from ._keys import _accepted_keys, _Exclusion, _state_at_times, _state_problem, _worst
 from ._policy import _apply_policy, _check_policy, _match_subjects
-from ._run import _describe, _failure, _Run, _Stop, _when
+from ._run import _describe, _failure, _Run, _signature_reports, _Stop, _when
 from .result import CountedIdentity, VerificationFailure, VerificationResult
 
 if TYPE_CHECKING:
@@ -85,8 +86,12 @@ def verify(
     key state judged at the token times instead of `at`; `require_timestamp` (or the trust
     root's policy) refuses a counted key whose signature has none (TIMESTAMP_REQUIRED). No other
     exception type escapes.
+
+    Roles the policy requires (`TrustRoot.roles`) must each be met by distinct counted keys
+    and identities (ROLE_POLICY_NOT_MET). The result, and a failure (`failure_report`), list
+    every signature and every role (`signatures`, `roles`).
     """
-    run = _Run()
+    run = _Run(time_source="now" if at is None else "at")
     return _guarded(
         run,
         lambda: _verify(
@@ -123,7 +128,7 @@ def verify_bundle(
     signature must verify over it. There is no Statement, so no predicate type: signers whose
     trust is limited to predicate types do not count, and `predicate_type` fails.
     """
-    run = _Run()
+    run = _Run(time_source="now" if at is None else "at")
     return _guarded(
         run,
         lambda: _verify_bundle_alone(
@@ -316,7 +321,9 @@ def _finish(
             valid.append(candidate)
         else:
             excluded.append(_Exclusion(reason[0], candidate.keyid, reason[1]))
+            run.excluded[candidate.keyid] = reason[0]
             run.warnings.append(f"not counted: {reason[1]}")
+    run.signed_at = signed_at
     if not valid and not identities:
         raise _Stop(*_worst(excluded))
 
@@ -341,6 +348,7 @@ def _finish(
         ):
             message = f"key {candidate.keyid[:16]} may not attest to {actual_type}"
             excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, candidate.keyid, message))
+            run.excluded[candidate.keyid] = Code.PREDICATE_TYPE_NOT_ALLOWED
             run.warnings.append(f"not counted: {message}")
         elif needs_time and candidate.keyid not in signed_at:
             message = (
@@ -350,17 +358,22 @@ def _finish(
                 + " requires"
             )
             excluded.append(_Exclusion(Code.TIMESTAMP_REQUIRED, candidate.keyid, message))
+            run.excluded[candidate.keyid] = Code.TIMESTAMP_REQUIRED
             run.warnings.append(f"not counted: {message}")
         else:
             eligible.append(candidate)
     signers: list[CountedIdentity] = []
     for signer in identities:
-        rule = next((r for r in signer.rules if r.allows(actual_type)), None)
-        if rule is not None:
-            signers.append(CountedIdentity(signer.issuer, signer.subject, rule.label))
+        allowed = [r for r in signer.rules if r.allows(actual_type)]
+        if allowed:
+            signers.append(CountedIdentity(signer.issuer, signer.subject, allowed[0].label))
+            run.identity_names[signer.issuer, signer.subject] = tuple(
+                r.name for r in allowed if r.name is not None
+            )
         else:
             message = f"keyless identity {signer.subject[:120]} may not attest to {actual_type}"
             excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, "", message))
+            run.identities_excluded[signer.issuer, signer.subject] = Code.PREDICATE_TYPE_NOT_ALLOWED
             run.warnings.append(f"not counted: {message}")
 
     # 7. The policy.
@@ -396,6 +409,8 @@ def _finish(
         payload=payload,
         statement=statement,
         identities_counted=run.identities_counted,
+        signatures=_signature_reports(run, None),
+        roles=dict(run.roles),
     )
 
 

@@ -8,19 +8,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final, Literal
 
 from ..codes import Code
 from ..errors import VerificationError, VerificationFailure
 from ..intoto.statement import STATEMENT_TYPE_V01
 
 __all__ = [
+    "REPORT_SCHEMA_VERSION",
     "CountedIdentity",
     "CountedKey",
     "MatchedSubject",
+    "RoleReport",
+    "SignatureReport",
+    "SignatureStatus",
+    "TimeSource",
     "VerificationFailure",
     "VerificationResult",
     "failure_report",
+    "role_reports",
+    "signature_reports",
 ]
+
+#: ``schemaVersion`` of the ``--json`` report (`VerificationResult.to_dict`, `failure_report`).
+REPORT_SCHEMA_VERSION: Final = 1
+
+#: counted: its key or keyless identity counted toward the policy; verified-untrusted: it
+#: verifies under a trusted key (or its bundle under an identity rule) that did not count
+#: (`code` says why); invalid: it verifies under no trusted key and no bundle vouches for it.
+SignatureStatus = Literal["counted", "verified-untrusted", "invalid"]
+#: What the signature's key state was judged at: its RFC 3161 timestamps, the transparency log
+#: (keyless), the current time, or the caller's verification time (`at`, `--at`).
+TimeSource = Literal["rfc3161", "tlog", "now", "at"]
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -42,7 +65,7 @@ class CountedKey:
             "label": self.label,
         }
         if self.signed_at is not None:
-            entry["signedAt"] = self.signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            entry["signedAt"] = _when(self.signed_at)
         return entry
 
 
@@ -76,6 +99,48 @@ class MatchedSubject:
 
 
 @dataclass(frozen=True)
+class SignatureReport:
+    """What became of one signature of the envelope (one entry per signature, in order)."""
+
+    index: int
+    #: The trusted key it verifies under; else the keyid string the envelope gave it.
+    keyid: str
+    status: SignatureStatus
+    #: Why it did not count (a `Code`); None when it counted.
+    code: Code | None
+    #: The roles its key or identity counted in (a rotated-in key's include its predecessor's).
+    roles: tuple[str, ...] = ()
+    #: The earliest verified RFC 3161 time it was judged at (None otherwise).
+    signed_at: datetime | None = None
+    time_source: TimeSource = "now"
+
+    def to_dict(self) -> dict[str, object]:
+        """One ``signatures`` entry of the ``--json`` report."""
+        return {
+            "index": self.index,
+            "keyid": self.keyid,
+            "status": self.status,
+            "code": None if self.code is None else str(self.code),
+            "roles": list(self.roles),
+            "signedAt": None if self.signed_at is None else _when(self.signed_at),
+            "timeSource": self.time_source,
+        }
+
+
+@dataclass(frozen=True)
+class RoleReport:
+    """One role of the trust root: its threshold, the distinct members that counted, met."""
+
+    threshold: int
+    counted: int
+    met: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """One ``roles`` entry of the ``--json`` report."""
+        return {"threshold": self.threshold, "counted": self.counted, "met": self.met}
+
+
+@dataclass(frozen=True)
 class VerificationResult:
     """What verified: the Statement's type, the keys that counted and the subjects matched.
 
@@ -92,6 +157,10 @@ class VerificationResult:
     payload: bytes = field(repr=False)
     statement: Mapping[str, object] = field(repr=False, compare=False)
     identities_counted: tuple[CountedIdentity, ...] = ()
+    #: Every signature of the envelope and what became of it.
+    signatures: tuple[SignatureReport, ...] = ()
+    #: Every role of the trust root, by name: threshold, distinct members counted, met.
+    roles: Mapping[str, RoleReport] = field(default_factory=dict, hash=False)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +188,7 @@ class VerificationResult:
     def to_dict(self) -> dict[str, object]:
         """The CLI's ``--json`` report; `failure_report` gives the same shape for a failure."""
         return {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
             "ok": True,
             "code": str(Code.OK),
             "message": self.message,
@@ -127,6 +197,8 @@ class VerificationResult:
             "keysCounted": [k.to_dict() for k in self.keys_counted],
             "identitiesCounted": [i.to_dict() for i in self.identities_counted],
             "warnings": list(self.warnings),
+            "signatures": [s.to_dict() for s in self.signatures],
+            "roles": {name: role.to_dict() for name, role in self.roles.items()},
         }
 
 
@@ -136,10 +208,23 @@ def _identities_phrase(count: int) -> str:
     return f" and {count} keyless {'identity' if count == 1 else 'identities'}"
 
 
+def signature_reports(error: VerificationError) -> tuple[SignatureReport, ...]:
+    """The per-signature entries a failed `verify` learnt before it stopped (else none)."""
+    found = getattr(error, "signatures", ())
+    return found if isinstance(found, tuple) else ()
+
+
+def role_reports(error: VerificationError) -> Mapping[str, RoleReport]:
+    """The roles as a failed `verify` counted them (empty if it stopped before the policy)."""
+    found = getattr(error, "roles", None)
+    return found if isinstance(found, Mapping) else {}
+
+
 def failure_report(error: VerificationError) -> dict[str, object]:
     """The ``--json`` report for a failure: the same keys as `VerificationResult.to_dict`."""
     failure = error if isinstance(error, VerificationFailure) else None
     return {
+        "schemaVersion": REPORT_SCHEMA_VERSION,
         "ok": False,
         "code": str(error.code),
         "message": str(error),
@@ -148,4 +233,6 @@ def failure_report(error: VerificationError) -> dict[str, object]:
         "keysCounted": [k.to_dict() for k in failure.keys_counted] if failure else [],
         "identitiesCounted": ([i.to_dict() for i in failure.identities_counted] if failure else []),
         "warnings": list(failure.warnings) if failure else [],
+        "signatures": [s.to_dict() for s in signature_reports(error)],
+        "roles": {name: role.to_dict() for name, role in role_reports(error).items()},
     }

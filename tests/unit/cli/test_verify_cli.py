@@ -74,6 +74,7 @@ def test_json_report_on_success_and_failure(setup: dict[str, Path]) -> None:
     report = json.loads(run.out)
     assert report["ok"] is False and report["code"] == "SUBJECT_MISMATCH"
     assert set(report) == {
+        "schemaVersion",
         "ok",
         "code",
         "message",
@@ -82,7 +83,10 @@ def test_json_report_on_success_and_failure(setup: dict[str, Path]) -> None:
         "keysCounted",
         "identitiesCounted",
         "warnings",
+        "signatures",
+        "roles",
     }
+    assert report["schemaVersion"] == 1 and len(report["signatures"]) == 3
     run = _verify(setup, "--json", setup["envelope"])
     report = json.loads(run.out)
     assert report["ok"] is True and len(report["keysCounted"]) == 3

@@ -124,7 +124,7 @@ def test_schema_is_shipped_in_the_package_and_valid() -> None:
     Draft202012Validator.check_schema(document)
     assert document == tr.schema()
     assert document["$id"] == tr.SCHEMA_ID
-    assert document["properties"]["mediaType"]["const"] == tr.MEDIA_TYPE
+    assert document["properties"]["mediaType"]["enum"] == [tr.MEDIA_TYPE, tr.MEDIA_TYPE_V2]
     # The algorithm enum is the one allow-list of keys.py.
     assert set(document["$defs"]["algorithm"]["enum"]) == set(ALGORITHMS)
     # The schema itself accepts what we write (the loader adds semantic checks on top).
@@ -251,7 +251,7 @@ SCHEMA_CASES: list[tuple[str, Mutation, str, str]] = [
         "wrong mediaType",
         lambda d: d.update(mediaType="application/vnd.dev.sigstore.trustedroot.v0.2+json"),
         "$.mediaType",
-        "must be",
+        "is not one of",
     ),
     ("version 0", lambda d: d.update(version=0), "$.version", "less than the minimum"),
     ("version string", lambda d: d.update(version="2"), "$.version", "not of type"),
@@ -1750,3 +1750,25 @@ def test_identities_count_toward_completeness() -> None:
     )
     with pytest.raises(TrustRootError, match="1 keyless identities"):
         tr.dump_trust_root(typed, allow_incomplete=False)
+
+
+def test_v2_sections_make_a_v2_document_and_a_v1_label_on_them_is_refused() -> None:
+    """DESIGN.md: new sections make the trust root v2; one that uses none is still written v1."""
+    signer = signer_for("ed25519")
+    plain = tr.add_key(tr.init_trust_root(threshold=1), signer.public_key)
+    assert json.loads(tr.dump_trust_root(plain))["mediaType"] == tr.MEDIA_TYPE
+    timed = tr.set_policy(plain, require_timestamp=True)
+    document = json.loads(tr.dump_trust_root(timed))
+    assert document["mediaType"] == tr.MEDIA_TYPE_V2
+    assert timed.media_type == tr.MEDIA_TYPE_V2
+    assert tr.load_trust_root(tr.dump_trust_root(timed)) == timed
+    document["mediaType"] = tr.MEDIA_TYPE
+    with pytest.raises(TrustRootError) as info:
+        tr.load_trust_root(json.dumps(document))
+    assert info.value.path == "$.mediaType" and "policy requireTimestamp" in str(info.value)
+    # Signed: the payloadType is the document's own mediaType, and must stay so.
+    root_key = signer_for("ecdsa-p256", 7)
+    rooted = tr.set_root_keys(timed, [root_key.public_key], threshold=1)
+    envelope = tr.sign_trust_root(rooted, [root_key])
+    assert envelope.payload_type == tr.MEDIA_TYPE_V2
+    assert tr.verify_signed_trust_root(envelope.to_json(), pinned_root_keyids=[root_key.keyid])

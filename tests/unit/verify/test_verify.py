@@ -533,6 +533,7 @@ def test_result_report_shape(tmp_path: Path) -> None:
     result = check(signed([signer]), make_root([key(signer, label="ci")]), artifacts=[artifact])
     report = result.to_dict()
     assert list(report) == [
+        "schemaVersion",
         "ok",
         "code",
         "message",
@@ -541,7 +542,10 @@ def test_result_report_shape(tmp_path: Path) -> None:
         "keysCounted",
         "identitiesCounted",
         "warnings",
+        "signatures",
+        "roles",
     ]
+    assert report["schemaVersion"] == 1
     assert report["ok"] is True and report["code"] == "OK" and result.ok
     assert report["predicateType"] == SLSA
     assert report["keysCounted"] == [
