@@ -5,6 +5,7 @@ Also the last step, matching artifacts and digests to the Statement's subjects.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 from collections.abc import Sequence
@@ -89,7 +90,13 @@ def _apply_policy(
         counted, toward = classical + quantum, classical
     else:
         counted, toward = eligible, eligible
-    run.keys_counted = tuple(c.counted for c in counted)
+    # Each with its signing time (set on the run by step 5): reported on failure as on success.
+    run.keys_counted = tuple(
+        dataclasses.replace(c.counted, signed_at=run.signed_at[c.keyid])
+        if c.keyid in run.signed_at
+        else c.counted
+        for c in counted
+    )
     signers = tuple(identities) if hybrid != "pq-only" else ()
     if identities and not signers:
         run.warnings.append(

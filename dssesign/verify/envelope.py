@@ -32,7 +32,6 @@ accepting.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -386,11 +385,6 @@ def _finish(
         excluded=excluded,
         identities=signers,
     )
-    if signed_at:
-        run.keys_counted = tuple(
-            dataclasses.replace(k, signed_at=signed_at[k.keyid]) if k.keyid in signed_at else k
-            for k in run.keys_counted
-        )
 
     # 8. Artifacts and digests.
     subjects = statement["subject"]

@@ -11,6 +11,9 @@ it verifies ECDSA P-256 and Ed25519; ECDSA P-384 (SHA-384) and RSA-PSS it reject
 signatures are right, and ML-DSA keys node 20 cannot load at all. The test pins that, so a
 sigstore-js release that fixes it shows up here.
 
+Countersignatures: the bundle `dssesign countersign --bundle-dir` writes for an appended
+signature (plain, and with `--tsa`) verifies on its own under the countersigner's key.
+
 Timestamped keyed bundles (`attest --tsa`, a real OpenSSL TSA from tests/tsa.py): sigstore-js
 checks each RFC 3161 token (CMS signature, messageDigest over the TSTInfo, imprint = SHA-256 of
 the signature, the TSA chain at the token's time, the authority's validFor window) against a
@@ -574,3 +577,142 @@ def test_sigstore_js_rejects_timestamped_bundle_with_changed_payload(
     # signature check is what refuses.
     result = timestamped["results"][(algorithm, "tampered payload")]
     assert result["ok"] is False and result["code"] == "SIGNATURE_ERROR", result
+
+
+# --------------------------------------------------------------------------- countersignatures
+
+#: Who signs first (`attest`) and who countersigns later (`countersign`), apart.
+FIRST, SECOND = "ecdsa-p256", "ed25519"
+
+
+@pytest.fixture(scope="module")
+def countersigned(
+    tmp_path_factory: pytest.TempPathFactory, tsa: Tsa, sigstore_js: Verify
+) -> dict[str, Any]:
+    """`attest --key A`, then `countersign --key B` twice over that envelope: once plain, once
+    with `--tsa --trust-root`; B's appended bundles and their negatives in one node run."""
+    directory = tmp_path_factory.mktemp("sigstore-js-countersigned")
+    keys: dict[str, Path] = {}
+    pems: dict[str, Path] = {}
+    for name, algorithm in (("A", FIRST), ("B", SECOND)):
+        keys[name], pems[name] = write_keypair(
+            signer_for(algorithm, 33), directory / name, password=None
+        )
+    env = directory / "env.json"
+    run = dssesign(
+        "attest", *ATTEST_SLSA, "--key", keys["A"], "--bundle-dir", directory / "d1", "--out", env
+    )
+    assert run.code == 0, run
+    root = directory / "dssesign-root.json"
+    chain_pem = directory / "tsa-chain.pem"
+    chain_pem.write_bytes(tsa.chain_pem)
+    for step in (
+        ("init", "--out", root),
+        ("add-key", root, "--public-key", pems["A"]),
+        ("add-key", root, "--public-key", pems["B"]),
+        ("add-tsa", root, "--certificate-chain", chain_pem, "--name", "t"),
+    ):
+        done = dssesign("trust-root", *step)
+        assert done.code == 0, done
+    bundles: dict[str, Path] = {}
+    envelopes: dict[str, Path] = {}
+    for case, extra in (("plain", ()), ("timestamped", ("--tsa", tsa.url, "--trust-root", root))):
+        envelopes[case] = directory / f"{case}.json"
+        bundle_dir = directory / case
+        run = dssesign(
+            "countersign",
+            env,
+            "--key",
+            keys["B"],
+            "--bundle-dir",
+            bundle_dir,
+            "--out",
+            envelopes[case],
+            *extra,
+            "--json",
+        )
+        assert run.code == 0, run
+        (added,) = json.loads(run.out)["added"]
+        bundles[case] = Path(added["bundle"])
+        # Only the appended signature's bundle is written.
+        assert sorted(bundle_dir.iterdir()) == [bundles[case]]
+    listed = _sigstore_root(directory / "listed.json", tsa.chain)
+    no_tsa = _sigstore_root(directory / "none.json", None)
+    keyed = {"tlogThreshold": 0, "ctlogThreshold": 0}
+    stamped = {**keyed, "tsaThreshold": 1}
+    jobs: dict[tuple[str, str], dict[str, Any]] = {
+        ("plain", "B's key"): {"bundle": str(bundles["plain"]), "key": str(pems["B"])},
+        ("plain", "A's key"): {"bundle": str(bundles["plain"]), "key": str(pems["A"])},
+        ("timestamped", "B's key"): {
+            "bundle": str(bundles["timestamped"]),
+            "key": str(pems["B"]),
+            "trustedRoot": str(listed),
+            **stamped,
+        },
+        ("timestamped", "A's key"): {
+            "bundle": str(bundles["timestamped"]),
+            "key": str(pems["A"]),
+            "trustedRoot": str(listed),
+            **stamped,
+        },
+        ("timestamped", "no TSA"): {
+            "bundle": str(bundles["timestamped"]),
+            "key": str(pems["B"]),
+            "trustedRoot": str(no_tsa),
+            **stamped,
+        },
+    }
+    for job in jobs.values():
+        for field, value in keyed.items():
+            job.setdefault(field, value)
+    results = sigstore_js(list(jobs.values()))
+    return {
+        "results": dict(zip(jobs, results, strict=True)),
+        "bundles": bundles,
+        "envelope": env,
+        "envelopes": envelopes,
+    }
+
+
+@pytest.mark.parametrize("case", ["plain", "timestamped"])
+def test_countersigned_bundle_verifies_with_sigstore_js(
+    countersigned: dict[str, Any], case: str
+) -> None:
+    result = countersigned["results"][(case, "B's key")]
+    assert result["ok"] is True, result
+    bundle = json.loads(countersigned["bundles"][case].read_bytes())
+    assert result["keyHint"] == bundle["verificationMaterial"]["publicKey"]["hint"]
+    # The bundle sigstore-js verified carries the first envelope's payload, byte for byte ...
+    first = Envelope.from_json(countersigned["envelope"].read_bytes())
+    dsse = bundle["dsseEnvelope"]
+    assert base64.b64decode(dsse["payload"]) == first.payload
+    assert dsse["payloadType"] == first.payload_type
+    # ... and the signature countersign appended after A's (which stays first, unchanged).
+    after = Envelope.from_json(countersigned["envelopes"][case].read_bytes())
+    assert after.payload == first.payload
+    assert after.signatures[0] == first.signatures[0]
+    assert [base64.b64decode(s["sig"]) for s in dsse["signatures"]] == [after.signatures[1].sig]
+    assert after.signatures[1].keyid == signer_for(SECOND, 33).keyid
+    if case == "timestamped":
+        # tsaThreshold 1 with no tlog entry: the one timestamp counted is the bundle's token.
+        assert bundle["verificationMaterial"]["tlogEntries"] == []
+        assert len(_tokens(bundle)) == 1
+    else:
+        assert "timestampVerificationData" not in bundle["verificationMaterial"]
+
+
+@pytest.mark.parametrize("case", ["plain", "timestamped"])
+def test_sigstore_js_refuses_countersigned_bundle_under_first_signers_key(
+    countersigned: dict[str, Any], case: str
+) -> None:
+    # The same bundle verifies under B's key (above), so the refusal is the key's doing.
+    assert countersigned["results"][(case, "B's key")]["ok"] is True
+    result = countersigned["results"][(case, "A's key")]
+    assert result["ok"] is False and result["code"] == "PUBLIC_KEY_ERROR", result
+
+
+def test_sigstore_js_judges_countersigned_bundles_token(countersigned: dict[str, Any]) -> None:
+    # Under a Sigstore root that lists no TSA the appended bundle's token does not count.
+    assert countersigned["results"][("timestamped", "B's key")]["ok"] is True
+    result = countersigned["results"][("timestamped", "no TSA")]
+    assert result["ok"] is False and result["code"] == "TIMESTAMP_ERROR", result
