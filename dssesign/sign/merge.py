@@ -9,10 +9,11 @@ of their envelopes. Rules (each one so that a merge can never change what was si
   in another base64 spelling (URL-safe) that decodes to the same bytes is the same payload:
   it is accepted and written in standard base64, as every dssesign envelope is.
 - The signatures are the union, in argument order (each input's in its own order).
-- The same key twice is kept once, the first. With no trust root to map signatures to keys,
-  "the same key" is what the envelopes themselves show: identical signature bytes, or an
-  identical non-empty keyid. One key under two different keyid strings is not detected here;
-  the verifier counts distinct public keys whatever the keyids say, so it never counts twice.
+- The same signature twice is kept once, the first. With no trust root to map signatures to
+  keys, only identical signature bytes are known to be the same: an equal keyid is not proof
+  (a hostile input listed first could otherwise push out a co-signer's real signature with
+  junk under its keyid). Two signatures of one key with different bytes are both kept; the
+  verifier counts distinct public keys whatever the keyids say, so it never counts one twice.
 
 Bundles: `find_bundle` looks for the Sigstore bundle of a kept signature beside its input
 envelope (and in an optional extra directory), named as `--bundle-dir` names them
@@ -90,15 +91,12 @@ def merge_detailed(
     origins: list[tuple[int, int]] = []
     dropped: list[tuple[int, int]] = []
     seen_sigs: set[bytes] = set()
-    seen_keyids: set[str] = set()
     for index, envelope in enumerate(envelopes):
         for position, signature in enumerate(envelope.signatures):
-            if signature.sig in seen_sigs or (signature.keyid and signature.keyid in seen_keyids):
+            if signature.sig in seen_sigs:
                 dropped.append((index, position))
                 continue
             seen_sigs.add(signature.sig)
-            if signature.keyid:
-                seen_keyids.add(signature.keyid)
             kept.append(signature)
             origins.append((index, position))
     if len(kept) > limits.max_signatures:

@@ -9,6 +9,7 @@ authorities) a full `verify_token`, so a signature is never emitted with a token
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +21,7 @@ from typing import Final
 
 import rfc3161_client
 
+from .._internal.text import escape_controls
 from ..errors import ConfigError, SigningError, VerificationError
 from ..timestamp.authority import TimestampAuthority
 from ..timestamp.verify import MAX_TOKEN_BYTES, verify_token
@@ -90,18 +92,25 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _shown(url: str) -> str:
-    """The URL for messages: no user:password, clipped."""
-    parts = urllib.parse.urlsplit(url)
+    """The URL for messages: no user:password, query or fragment, no control characters, clipped."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
     netloc = parts.netloc.rpartition("@")[2]
-    text = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    text = escape_controls(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")))
     return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _check_url(url: object) -> str:
     if not isinstance(url, str):
         raise ConfigError("TSA URL: must be a string")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise ConfigError("TSA URL: not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not hostname or not url.isprintable() or " " in url:
         raise ConfigError(f"TSA URL {_shown(url)!r}: must be an http:// or https:// URL")
     return url
 
@@ -124,7 +133,13 @@ def _post(url: str, query: bytes, timeout: float) -> bytes:
                 raise SigningError(f"TSA {_shown(url)}: answered {kind[:80]!r}, not a timestamp")
             body: bytes = response.read(MAX_TOKEN_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise SigningError(f"TSA {_shown(url)}: HTTP {exc.code} {str(exc.reason)[:80]}") from None
+        raise SigningError(f"TSA {_shown(url)}: HTTP {exc.code}") from None
+    except (http.client.HTTPException, ValueError) as exc:
+        # A malformed status line or header, an over-long line: what the server sent is not
+        # repeated (it may hold anything).
+        raise SigningError(
+            f"TSA {_shown(url)}: not an HTTP answer ({type(exc).__name__})"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SigningError(f"TSA {_shown(url)}: unreachable ({str(reason)[:120]})") from None
@@ -164,7 +179,7 @@ def request_timestamp(
         response = rfc3161_client.decode_timestamp_response(token)
         status = response.status
         if status != rfc3161_client.PKIStatus.GRANTED:
-            why = "; ".join(response.status_string)[:200]
+            why = escape_controls("; ".join(response.status_string))[:200]
             raise SigningError(
                 f"{where}: refused the request (status {status}{': ' if why else ''}{why})"
             )

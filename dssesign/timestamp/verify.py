@@ -43,6 +43,7 @@ from cryptography.x509.verification import (
 )
 from cryptography.x509.verification import VerificationError as ChainError
 
+from .._internal.text import escape_controls
 from ..codes import Code
 from ..errors import VerificationError
 from ._signer_info import check_signer_info
@@ -183,7 +184,7 @@ def _parse(token_der: bytes) -> _Token:
     try:
         response = rfc3161_client.decode_timestamp_response(token_der)
         if response.status != _GRANTED:
-            status = "; ".join(response.status_string)[:200]
+            status = escape_controls("; ".join(response.status_string))[:200]
             raise _fail(Code.TIMESTAMP_INVALID, f"status {response.status}, not granted {status}")
         info, signed = response.tst_info, response.signed_data
         imprint = info.message_imprint
@@ -329,7 +330,18 @@ def _trusted_authority(
     at: datetime,
 ) -> TimestampAuthority:
     reasons = []
-    for authority in authorities:
+    # A certificate that is some authority's own leaf is vouched for by those authorities only:
+    # another TSA under the same CA must not revive a revoked or windowed-out one. Any of them
+    # refusing at this time refuses the token.
+    owners = [a for a in authorities if a.chain_der[0] == der]
+    for authority in owners:
+        if not authority.covers(at) or authority.revoked_by(at):
+            raise _fail(
+                Code.TIMESTAMP_UNTRUSTED,
+                f"TSA {authority.name!r} (whose certificate signed the token) is revoked or "
+                f"outside its trust-root window at the token's time {at.isoformat()}",
+            )
+    for authority in owners or authorities:
         if not _related(authority, certificate, der):
             continue
         try:

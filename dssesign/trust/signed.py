@@ -386,7 +386,14 @@ def _read_signed(envelope: bytes | str | Envelope, limits: Limits) -> tuple[Enve
         limits, max_json_bytes=min(limits.max_json_bytes, MAX_TRUST_ROOT_BYTES)
     )
     document = loads_strict(parsed.payload, what="trust root", limits=bounded, error=TrustRootError)
-    return parsed, _load_document(document, allow_incomplete=False)
+    root = _load_document(document, allow_incomplete=False)
+    if document.get("mediaType") != parsed.payload_type:
+        raise TrustRootError(
+            f"signed trust root: payloadType {parsed.payload_type} is not the document's "
+            f"mediaType {_clip(repr(document.get('mediaType')), 80)}",
+            "$.payloadType",
+        )
+    return parsed, root
 
 
 def _attribute(envelope: Envelope, candidates: Sequence[PublicKey]) -> tuple[str | None, ...]:

@@ -75,6 +75,7 @@ def _verify_bundles(
     """
     if not bundles:
         return [], {}
+    from ..timestamp.verify import MAX_TIMESTAMPS  # noqa: PLC0415 - only with bundles
     from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
 
     signatures = {s.sig for s in envelope.signatures}
@@ -85,6 +86,7 @@ def _verify_bundles(
     trusted_keys = {c.public.spki_der for c in index.candidates}
     signers: dict[tuple[str, str], _Signer] = {}
     times: dict[bytes, tuple[VerifiedTime, ...]] = {}
+    tokens_of: dict[bytes, set[bytes]] = {}
     for position, item in enumerate(bundles):
         data = bytes(item) if isinstance(item, bytearray | memoryview) else item
         if not isinstance(data, bytes | str):
@@ -114,6 +116,18 @@ def _verify_bundles(
             if bundle.keyed:
                 bundle_verify.verify_keyed(bundle, [c.public for c in index.candidates])
                 if bundle.timestamps:
+                    # Bounded per signature across all its bundles, not per bundle: 64 bundles
+                    # of 32 replayed tokens would otherwise cost 2,048 CMS checks.
+                    earlier = tokens_of.setdefault(bundle.signature, set())
+                    if earlier & set(bundle.timestamps) or (
+                        len(earlier) + len(bundle.timestamps) > MAX_TIMESTAMPS
+                    ):
+                        raise VerificationError(
+                            Code.TOO_MANY_TIMESTAMPS,
+                            f"bundle: its signature's timestamps, over all its bundles, repeat "
+                            f"a token or exceed {MAX_TIMESTAMPS}",
+                        )
+                    earlier.update(bundle.timestamps)
                     verified = _verified_times(root, bundle.timestamps, bundle.signature, now)
                     times[bundle.signature] = times.get(bundle.signature, ()) + verified
                 continue

@@ -18,7 +18,7 @@ from ..intoto.subjects import digest_file
 from ..trust import TrustRoot
 from ._index import _Candidate, _Index
 from ._keys import _Exclusion, _worst
-from ._roles import _check_roles, _evaluate_roles
+from ._roles import _check_roles, _evaluate_roles, _lineage
 from ._run import _Run, _Stop
 from .result import CountedIdentity, MatchedSubject
 
@@ -115,7 +115,9 @@ def _apply_policy(
         excluded=excluded,
     )
     run.policy_done = True
-    total = len(toward) + len(signers)
+    # A key and the keys rotated from it are one signer: during a transition both verify, but
+    # one holder with the old and the new key must not meet a threshold of two.
+    total = len({_lineage(root, c.keyid) for c in toward}) + len(signers)
     who = "distinct trusted key(s)" + (" and keyless identities" if signers else "")
 
     scope = f" for {predicate_type}" if per_type is not None else ""

@@ -323,3 +323,64 @@ def test_the_cli_attests_with_a_tsa_and_verifies_it_offline(
     # Without its bundle the same envelope has no time evidence: refused when required.
     code = main(["verify", "--trust-root", str(root_path), "--require-timestamp", str(out)])
     assert code == 1
+
+
+def test_a_revoked_tsa_is_not_revived_by_another_tsa_under_the_same_ca(
+    tsa: Tsa, signed: Signed
+) -> None:
+    """Red-team finding: an authority covering a CA's certificates must not vouch for the leaf
+    of another authority that is revoked (or outside its window) at the token's time."""
+    sibling = tsa.make_tsa()  # another TSA certificate under the same CA
+    revoked = tsa.authority("revoked-tsa", revoked_at=NOW - timedelta(hours=1))
+    root = _root(
+        tsa,
+        TrustedKey(signed.key.public_key),
+        timestamp_authorities=(revoked, sibling.authority("sibling-tsa")),
+    )
+    token = _token(tsa, signed.signature)
+    assert _code(signed.envelope, root, [signed.bundle(token)]) == Code.TIMESTAMP_UNTRUSTED
+    # The sibling's own tokens still count.
+    fresh = request_timestamp(sibling.url, signed.signature, timeout=30)
+    assert verify(signed.envelope, root, bundles=[signed.bundle(fresh)]).keys_counted
+
+
+def test_tokens_are_bounded_per_signature_across_its_bundles(tsa: Tsa, signed: Signed) -> None:
+    root = _root(tsa, TrustedKey(signed.key.public_key))
+    token = _token(tsa, signed.signature)
+    twice = [signed.bundle(token), signed.bundle(token)]
+    assert _code(signed.envelope, root, twice) == Code.TOO_MANY_TIMESTAMPS
+    spread = [signed.bundle(*[_token(tsa, signed.signature) for _ in range(17)]) for _ in range(2)]
+    assert _code(signed.envelope, root, spread) == Code.TOO_MANY_TIMESTAMPS
+
+
+def test_a_tsa_that_does_not_speak_http_is_a_signing_error(signed: Signed) -> None:
+    """Red-team finding: a garbage status line or an over-long header must not escape as an
+    http.client exception (nor repeat what the server sent, nor the URL's query)."""
+    import socket
+    import threading
+
+    from dssesign.errors import SigningError
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    answers = [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n"]
+
+    def serve() -> None:
+        for answer in answers:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/tsa?token=SECRET"
+    try:
+        for _ in answers:
+            with pytest.raises(SigningError) as info:
+                request_timestamp(url, signed.signature, timeout=10)
+            assert "SECRET" not in str(info.value) and "garbage" not in str(info.value)
+    finally:
+        thread.join(timeout=10)
+        server.close()

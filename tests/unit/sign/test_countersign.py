@@ -163,19 +163,22 @@ def test_merge_is_the_union_in_argument_order() -> None:
     assert _verifies(merged, A, B, C, signer_for("ed25519", 1))
 
 
-def test_merge_keeps_a_key_once_the_first() -> None:
+def test_merge_keeps_a_signature_once_and_never_drops_one_for_a_keyid() -> None:
     one = _signed(A, B)
-    # B again, with other signature bytes (as a randomized backend makes), the same keyid.
+    # Junk under B's keyid, listed before B's real signature: an equal keyid proves nothing,
+    # so B's real signature must survive the merge (and the junk is kept, and fails verify).
     c_sig = C.sign(pae(PAYLOAD_TYPE, PAYLOAD))
-    later = Envelope(
+    junk_first = Envelope(
         PAYLOAD, PAYLOAD_TYPE, (Signature(b"other bytes", B.keyid), Signature(c_sig, C.keyid))
     )
     countersigned = MultiProfileSigner([C]).countersign(one).envelope  # same bytes as `one`
-    result = merge_detailed([one, later, countersigned])
-    assert [s.keyid for s in result.envelope.signatures] == [A.keyid, B.keyid, C.keyid]
-    assert result.envelope.signatures[1] == one.signatures[1]  # the first one is kept
-    assert result.origins == ((0, 0), (0, 1), (1, 1))
-    assert result.dropped == ((1, 0), (2, 0), (2, 1), (2, 2))
+    result = merge_detailed([junk_first, one, countersigned])
+    sigs = result.envelope.signatures
+    assert [s.keyid for s in sigs] == [B.keyid, C.keyid, A.keyid, B.keyid]
+    assert one.signatures[1] in sigs  # B's real signature is kept
+    assert result.dropped == ((2, 0), (2, 1), (2, 2))
+    message = pae(PAYLOAD_TYPE, PAYLOAD)
+    assert all(any(k.public_key.verify(x.sig, message) for x in sigs) for k in (A, B, C))
     # Identical signature bytes under another keyid are the same signature too.
     renamed = Envelope(PAYLOAD, PAYLOAD_TYPE, (Signature(one.signatures[0].sig, "other"),))
     assert merge_envelopes([one, renamed]).signatures == one.signatures
