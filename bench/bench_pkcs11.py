@@ -244,7 +244,14 @@ def _pool_rows(
                     else {}
                 ),
             },
-            target=("1 session, 2 threads", 1.5),
+            # Issue 12: SoftHSM 2.6 serializes short ECDSA signatures inside the module, so the
+            # ECDSA row is judged against python-pkcs11's own 2 x 2 rate on the same token; RSA,
+            # whose signatures are long enough to overlap, keeps the 1.5x scaling target.
+            target=(
+                ("raw python-pkcs11, 2 sessions x 2 threads", 0.9)
+                if der
+                else ("1 session, 2 threads", 1.5)
+            ),
             note=f"SoftHSM2 re-initialized with CKF_OS_LOCKING_OK so sessions sign in parallel "
             f"(python-pkcs11 releases the GIL in C_SignInit/C_Sign); python-pkcs11 alone scales "
             f"{ceiling:.2f}x the same way (next row): the ceiling on this token; {context}",
