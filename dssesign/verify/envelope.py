@@ -14,9 +14,11 @@ The order of checks is the defence; each step only runs on what the previous one
    have a budget, so the work is bounded whatever the envelope holds. Sigstore bundles given
    with the envelope are verified here too (`bundle_verify`): each must carry the envelope's
    payload and payloadType byte for byte and one of its signatures, and verify offline;
-5. key state at the verification time (validity window with both ends inclusive and revocation
-   from its time on, as `trustroot.TrustedKey` defines them; rotation handovers via
-   `trustroot.verify_handover`); the payload is parsed only if a key valid at that time signed;
+5. key state (validity window with both ends inclusive and revocation from its time on, as
+   `trustroot.TrustedKey` defines them; rotation handovers via `trustroot.verify_handover`) at
+   the verification time, or, for a signature whose keyed bundle carries RFC 3161 timestamps
+   (verified in step 4), at every token time; the payload is parsed only if a key valid at
+   its time signed;
 6. the Statement (v1, or v0.1 as cosign's ``attest-blob`` writes it), the requested
    predicateType, and each key's allowed predicate types;
 7. the policy: the threshold counts distinct public keys (SPKI DER), never signatures or keyid
