@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..audit import AuditLog
     from ..sign.multisign import SigningContext
 
@@ -92,6 +95,22 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--operation-id", metavar="UUID", help="operation id to record (default: a new UUID)"
     )
+
+
+@contextlib.contextmanager
+def audit_log(args: argparse.Namespace) -> Iterator[AuditLog | None]:
+    """`open_audit_log`, closed when the block ends: on success a failing close is the error;
+    after a failure the close is best effort, so the error that stopped the command is shown."""
+    audit = open_audit_log(args)
+    try:
+        yield audit
+    except BaseException:
+        if audit is not None:
+            with contextlib.suppress(Exception):
+                audit.close()
+        raise
+    if audit is not None:
+        audit.close()
 
 
 def open_audit_log(args: argparse.Namespace) -> AuditLog | None:
@@ -450,6 +469,7 @@ __all__ = [
     "PASSWORD_ENV",
     "add_audit_options",
     "add_trust_audit_options",
+    "audit_log",
     "open_audit_log",
     "record_load_failure",
     "record_trust_change",

@@ -115,7 +115,7 @@ def read_envelope(path: str) -> Envelope:
 def _cmd_countersign(args: argparse.Namespace) -> int:
     from ..sign.countersign import check_countersigners
     from ..sign.multisign import envelope_keyid
-    from .audit import open_audit_log, signing_context
+    from .audit import audit_log, signing_context
 
     checks = args.predicate_type is not None or args.artifact or args.digest
     if (checks or args.existing_bundle) and not args.trust_root:
@@ -140,8 +140,7 @@ def _cmd_countersign(args: argparse.Namespace) -> int:
             statement = _read_statement(args.envelope, envelope)
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, root)
-        audit = open_audit_log(args)
-        try:
+        with audit_log(args) as audit:
             signers = _load_signers_audited(args, audit, operation_id)
             # A key that signed already is refused before anything is said or signed.
             check_countersigners(envelope, signers, [envelope_keyid(s) for s in signers])
@@ -160,13 +159,6 @@ def _cmd_countersign(args: argparse.Namespace) -> int:
                 bundle_dir=bundle_dir,
                 timestamping=timestamping,
             )
-        except BaseException:
-            if audit is not None:
-                with contextlib.suppress(Exception):
-                    audit.close()  # the error that stopped us is what the user sees
-            raise
-        if audit is not None:
-            audit.close()
         return code
 
 

@@ -321,14 +321,13 @@ def _signing_command(
     """
     import dataclasses
 
-    from .audit import open_audit_log, signing_context
+    from .audit import audit_log, signing_context
 
     operation_id = signing_context(args).operation_id  # a bad --operation-id stops us here
     with planned_out(args) as outputs:
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, bundle_dir)
-        audit = open_audit_log(args)
-        try:
+        with audit_log(args) as audit:
             signers = _load_signers_audited(args, audit, operation_id)
             payload, payload_type, statement = payload_of(signers)
             context = dataclasses.replace(
@@ -345,13 +344,6 @@ def _signing_command(
                 bundle_dir=bundle_dir,
                 timestamping=timestamping,
             )
-        except BaseException:
-            if audit is not None:
-                with contextlib.suppress(Exception):
-                    audit.close()  # the error that stopped us is what the user sees
-            raise
-        if audit is not None:
-            audit.close()
         return code
 
 

@@ -9,13 +9,12 @@ live in `trust_tsa`, the role commands in `trust_roles`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import OutputSet, read_bounded
 from ..errors import ConfigError
-from .audit import open_audit_log, record_trust_not_published, write_trust_record
+from .audit import audit_log, record_trust_not_published, write_trust_record
 from .common import Parser, add_json, add_password, command_inputs, password, print_json
 from .trust_roles import (
     add_policy_role_options,
@@ -438,47 +437,38 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, sign_trust_root
     from .signing import load_signers
 
-    audit = open_audit_log(args)
-    try:
-        with OutputSet(command_inputs(args)) as outputs:
-            outputs.add_input("the trust root", args.file)
-            if args.out:
-                outputs.add(args.out, what="--out")
-            signers = load_signers(args)
-            data = read_bounded(args.file, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
-            root = load_trust_root(data, allow_incomplete=True)
-            envelope = sign_trust_root(root, signers)
-            out = envelope.to_json()
-            out = out if out.endswith(b"\n") else out + b"\n"
-            if args.out:
-                outputs.write(args.out, out)
-            if audit is None:
+    with audit_log(args) as audit, OutputSet(command_inputs(args)) as outputs:
+        outputs.add_input("the trust root", args.file)
+        if args.out:
+            outputs.add(args.out, what="--out")
+        signers = load_signers(args)
+        data = read_bounded(args.file, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+        root = load_trust_root(data, allow_incomplete=True)
+        envelope = sign_trust_root(root, signers)
+        out = envelope.to_json()
+        out = out if out.endswith(b"\n") else out + b"\n"
+        if args.out:
+            outputs.write(args.out, out)
+        if audit is None:
+            _publish_signed(outputs, args.out, out)
+        else:
+            operation_id = str(uuid.uuid4())
+            write_trust_record(
+                audit,
+                "sign",
+                version=root.version,
+                operation_id=operation_id,
+                data=data,
+                keyids=[signer.keyid for signer in signers],
+            )
+            try:
+                audit.commit()
                 _publish_signed(outputs, args.out, out)
-            else:
-                operation_id = str(uuid.uuid4())
-                write_trust_record(
-                    audit,
-                    "sign",
-                    version=root.version,
-                    operation_id=operation_id,
-                    data=data,
-                    keyids=[signer.keyid for signer in signers],
+            except BaseException as exc:
+                record_trust_not_published(
+                    audit, "sign", exc, version=root.version, operation_id=operation_id
                 )
-                try:
-                    audit.commit()
-                    _publish_signed(outputs, args.out, out)
-                except BaseException as exc:
-                    record_trust_not_published(
-                        audit, "sign", exc, version=root.version, operation_id=operation_id
-                    )
-                    raise
-    except BaseException:
-        if audit is not None:
-            with contextlib.suppress(Exception):
-                audit.close()
-        raise
-    if audit is not None:
-        audit.close()
+                raise
     if args.json:
         print_json({"out": args.out, "signatures": [s.keyid for s in envelope.signatures]})
     elif args.out:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import OutputSet, read_bounded
 from .._internal.text import escape_controls
-from .audit import open_audit_log, record_trust_not_published, write_trust_record
+from .audit import audit_log, record_trust_not_published, write_trust_record
 from .common import add_json, add_password, command_inputs, print_json
 from .trust_update import add_update_options
 
@@ -123,8 +123,7 @@ def cmd_countersign(args: argparse.Namespace) -> int:
 
     out = args.out or args.file
     in_place = _same_file(out, args.file)
-    audit = open_audit_log(args)
-    try:
+    with audit_log(args) as audit:
         # In place, FILE's update lock (FILE.lock, as every trust-root change takes) keeps two
         # holders countersigning at once from dropping each other's signature.
         guard = (
@@ -174,13 +173,6 @@ def cmd_countersign(args: argparse.Namespace) -> int:
                         audit, "countersign", exc, version=version, operation_id=operation_id
                     )
                     raise
-    except BaseException:
-        if audit is not None:
-            with contextlib.suppress(Exception):  # the error that stopped us is the one to show
-                audit.close()
-        raise
-    if audit is not None:
-        audit.close()
     _report(args, out, after, keyids)
     return 0
 

@@ -8,7 +8,6 @@ bounded by --timeout), recorded in the audit log before the new file is renamed 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from .._internal.lock import DEFAULT_LOCK_TIMEOUT, ConcurrentUpdateError, locked
 from ..errors import ConfigError
 from .audit import (
     add_trust_audit_options,
-    open_audit_log,
+    audit_log,
     record_trust_not_published,
     write_trust_record,
 )
@@ -105,34 +104,25 @@ def update(
 
     from ..trust import MAX_TRUST_ROOT_BYTES, dump_trust_root, load_trust_root
 
-    audit = open_audit_log(args)
-    try:
-        with locked(path, timeout=args.timeout, what=f"trust root {path}"):
-            before: bytes | None = None
-            current: TrustRoot | None = None
-            if create:
-                if Path(path).exists() and not getattr(args, "force", False):
-                    raise ConfigError(f"{path} exists; refusing to overwrite it (use --force)")
+    with audit_log(args) as audit, locked(path, timeout=args.timeout, what=f"trust root {path}"):
+        before: bytes | None = None
+        current: TrustRoot | None = None
+        if create:
+            if Path(path).exists() and not getattr(args, "force", False):
+                raise ConfigError(f"{path} exists; refusing to overwrite it (use --force)")
+        else:
+            before = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+            current = load_trust_root(before, allow_incomplete=True)
+        with OutputSet(command_inputs(args)) as outputs:
+            outputs.add(path, what="trust root")  # writable? (a temp file beside it)
+            change = make(current)
+            data = dump_trust_root(change.root)
+            outputs.write(path, data)
+            _check_unchanged(path, before, create=create)
+            if audit is None:
+                outputs.publish()
             else:
-                before = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
-                current = load_trust_root(before, allow_incomplete=True)
-            with OutputSet(command_inputs(args)) as outputs:
-                outputs.add(path, what="trust root")  # writable? (a temp file beside it)
-                change = make(current)
-                data = dump_trust_root(change.root)
-                outputs.write(path, data)
-                _check_unchanged(path, before, create=create)
-                if audit is None:
-                    outputs.publish()
-                else:
-                    _record_then_publish(audit, outputs, change, data, str(uuid.uuid4()))
-    except BaseException:
-        if audit is not None:
-            with contextlib.suppress(Exception):  # the error that stopped us is the one to show
-                audit.close()
-        raise
-    if audit is not None:
-        audit.close()  # committed already: writes nothing more
+                _record_then_publish(audit, outputs, change, data, str(uuid.uuid4()))
     root = change.root
     if getattr(args, "json", False):
         print_json({"file": path, "version": root.version, "change": change.what})
