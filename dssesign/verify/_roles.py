@@ -79,6 +79,11 @@ def _evaluate_roles(
 ) -> _Stop | None:
     """Tally every role into `run.roles` (and the roles each key and identity counted in);
     return the failure if the roles the policy requires for `predicate_type` are not met."""
+    if not root.roles:
+        # Nothing to tally, and nothing can be required: a policy may only name roles the
+        # trust root defines (`_check_roles`, step 1). The common case costs no role work.
+        run.roles = {}
+        return None
     chains: dict[str, set[str]] = {role.name: set() for role in root.roles}
     members: dict[str, list[str]] = {role.name: [] for role in root.roles}
     for keyid in keys:
