@@ -72,6 +72,19 @@ class Code(StrEnum):
     TRUST_ROOT_SIGNATURE_THRESHOLD = "TRUST_ROOT_SIGNATURE_THRESHOLD"
     TRUST_ROOT_ROLLBACK = "TRUST_ROOT_ROLLBACK"
     TRUST_ROOT_VERSION_CONFLICT = "TRUST_ROOT_VERSION_CONFLICT"
+    CERTIFICATE_UNTRUSTED = "CERTIFICATE_UNTRUSTED"
+    CERTIFICATE_SELF_SIGNED = "CERTIFICATE_SELF_SIGNED"
+    CERTIFICATE_CA_INVALID = "CERTIFICATE_CA_INVALID"
+    CERTIFICATE_USAGE_INVALID = "CERTIFICATE_USAGE_INVALID"
+    CERTIFICATE_EXPIRED = "CERTIFICATE_EXPIRED"
+    CERTIFICATE_NAME_CONSTRAINT = "CERTIFICATE_NAME_CONSTRAINT"
+    CERTIFICATE_CHAIN_TOO_DEEP = "CERTIFICATE_CHAIN_TOO_DEEP"
+    CERTIFICATE_UNSUPPORTED = "CERTIFICATE_UNSUPPORTED"
+    CERTIFICATE_KEY_MISMATCH = "CERTIFICATE_KEY_MISMATCH"
+    CERTIFICATE_REVOKED = "CERTIFICATE_REVOKED"
+    CA_NOT_TRUSTED_AT_TIME = "CA_NOT_TRUSTED_AT_TIME"
+    IDENTITY_REVOKED = "IDENTITY_REVOKED"
+    CRL_STALE = "CRL_STALE"
     UNREADABLE = "UNREADABLE"
     INTERNAL = "INTERNAL"
 
@@ -113,6 +126,31 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         Code.BUNDLE_SIGNATURE_INVALID: "a bundle's signature does not verify under its certificate",
         Code.BUNDLE_VERIFICATION_FAILED: "a bundle failed another sigstore-python check",
         Code.IDENTITY_MISMATCH: "a keyless certificate matches no identity rule of the trust root",
+        Code.CERTIFICATE_UNTRUSTED: "a bundle's certificate does not chain to an organisation CA "
+        "of the trust root's pki section",
+        Code.CERTIFICATE_SELF_SIGNED: "a bundle's signing certificate is self-signed (it names "
+        "itself as issuer)",
+        Code.CERTIFICATE_CA_INVALID: "a CA certificate in the chain is not a CA (basic "
+        "constraints, key usage, path length)",
+        Code.CERTIFICATE_USAGE_INVALID: "the signing certificate lacks the codeSigning EKU or the "
+        "digitalSignature key usage",
+        Code.CERTIFICATE_EXPIRED: "a certificate in the chain is not valid at the signing time (a "
+        "timestamp, else now or --at)",
+        Code.CERTIFICATE_NAME_CONSTRAINT: "the signing certificate's names break a CA's name "
+        "constraints",
+        Code.CERTIFICATE_CHAIN_TOO_DEEP: "the certificate chain is longer than the depth limit",
+        Code.CERTIFICATE_UNSUPPORTED: "the chain holds what the verifier cannot judge (an Ed25519 "
+        "CA, URI name constraints)",
+        Code.CERTIFICATE_KEY_MISMATCH: "the signature does not verify under the bundle "
+        "certificate's key",
+        Code.CERTIFICATE_REVOKED: "a certificate in the chain is on a carried CRL at the signing "
+        "time (keyCompromise: from its invalidity date)",
+        Code.CA_NOT_TRUSTED_AT_TIME: "an organisation CA in the chain is revoked or outside its "
+        "window in the trust root at the signing time",
+        Code.IDENTITY_REVOKED: "the certificate identity that matched was revoked in the trust "
+        "root at or before the signing time",
+        Code.CRL_STALE: "a carried CRL's nextUpdate is before the signing time (--allow-stale-crl "
+        "accepts it)",
         Code.TOO_MANY_TIMESTAMPS: "a signature carries more than 32 RFC 3161 timestamps, or the "
         "same one twice",
         Code.TIMESTAMP_INVALID: "an RFC 3161 timestamp is unreadable (size, strict DER), not "

@@ -12,6 +12,7 @@ from .. import __version__
 from ..errors import DssesignError, VerificationError
 from . import audit as _cli_audit
 from . import countersign as _cli_countersign
+from . import csr as _cli_csr
 from . import hsm as _cli_hsm
 from . import kms as _cli_kms
 from . import merge as _cli_merge
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_kms.register(commands)
     _cli_vault.register(commands)
     _cli_audit.register(commands)
+    _cli_csr.register(commands)
     return parser
 
 

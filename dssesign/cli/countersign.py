@@ -21,7 +21,13 @@ from ..errors import ConfigError, EnvelopeError, InputError, VerificationError
 from ..limits import DEFAULT_LIMITS
 from .audit import add_audit_options
 from .common import add_json, command_inputs, print_json
-from .signing import _bundle_dir, _load_signers_audited, add_signing
+from .signing import (
+    _attach_certificates,
+    _bundle_dir,
+    _certificates,
+    _load_signers_audited,
+    add_signing,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -140,8 +146,10 @@ def _cmd_countersign(args: argparse.Namespace) -> int:
             statement = _read_statement(args.envelope, envelope)
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, root)
+        certificates = _certificates(args, outputs, bundle_dir)
         with audit_log(args) as audit:
             signers = _load_signers_audited(args, audit, operation_id)
+            signers = _attach_certificates(signers, certificates)
             # A key that signed already is refused before anything is said or signed.
             check_countersigners(envelope, signers, [envelope_keyid(s) for s in signers])
             if root is None:
@@ -281,7 +289,7 @@ def _countersign_and_emit(
     from ..sign.bundles import bundle_stem, write_bundles
     from ..sign.countersign import appended_bundles, signature_bundle_names
     from ..sign.multisign import MultiProfileSigner, envelope_keyid
-    from .sign import _is_stdout, _signature_summary
+    from .sign import _is_stdout, _signature_summary, certificate_line
 
     stem = bundle_stem(args.out)
     if bundle_dir is not None:  # each bundle file checked before anything is signed
@@ -343,6 +351,9 @@ def _countersign_and_emit(
         keyid = item["keyid"] or f"(keyless) {item.get('identity', '')} {item.get('issuer', '')}"
         line = f"  {item['algorithm']:<26} {keyid}  {item['key']}"
         print(escape_controls(line), file=stream)
+        certificate = certificate_line(item)
+        if certificate is not None:
+            print(certificate, file=stream)
         if "bundle" in item:
             print(f"    bundle -> {escape_controls(item['bundle'])}", file=stream)
     return 0

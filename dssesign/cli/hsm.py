@@ -1,4 +1,4 @@
-"""`dssesign hsm keygen | list | public-key`: keys on PKCS#11 tokens (the PIN never in argv)."""
+"""`dssesign hsm keygen | list | public-key | csr`: PKCS#11 token keys (the PIN never in argv)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .common import (
     write_new_key,
     write_public_key,
 )
+from .csr import add_csr_options, run_csr
 
 _URI_HELP = (
     "RFC 7512 reference, e.g. pkcs11:token=LABEL;object=KEY?pin-source=env:NAME "
@@ -26,7 +27,7 @@ _URI_HELP = (
 
 
 def register(commands: Any) -> None:
-    """Add `hsm keygen`, `hsm list` and `hsm public-key`."""
+    """Add `hsm keygen`, `hsm list`, `hsm public-key` and `hsm csr`."""
     hsm = commands.add_parser("hsm", help="manage keys on a PKCS#11 token (HSM)")
     sub = hsm.add_subparsers(dest="hsm_command", required=True, parser_class=Parser)
 
@@ -59,6 +60,13 @@ def register(commands: Any) -> None:
         uri_help=_URI_HELP,
         handler=_cmd_public_key,
     )
+
+    csr = sub.add_parser(
+        "csr", help="write a CSR signed on the token, for a CA to certify the key it never sees"
+    )
+    csr.add_argument("--uri", required=True, metavar="PKCS11_URI", help=_URI_HELP)
+    add_csr_options(csr)
+    csr.set_defaults(handler=_cmd_csr)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -111,3 +119,10 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
         info = {"keyid": public.keyid, "algorithm": public.algorithm.name, "publicKey": public.pem}
         write_public_key(args, public, info, outputs=outputs)
     return 0
+
+
+def _cmd_csr(args: argparse.Namespace) -> int:
+    from ..profiles import pkcs11
+
+    pkcs11.parse_uri(args.uri)  # a token key only: never a key file under `hsm`
+    return run_csr(args, args.uri)

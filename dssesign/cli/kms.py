@@ -1,4 +1,4 @@
-"""`dssesign kms create-key | public-key`: bootstrap AWS KMS signing keys and pin them.
+"""`dssesign kms create-key | public-key | csr`: bootstrap AWS KMS keys, pin or certify them.
 
 Credentials come from boto3's standard chain (environment, profile, web identity, role); no
 option takes one.
@@ -17,6 +17,7 @@ from .common import (
     write_new_key,
     write_public_key,
 )
+from .csr import add_csr_options, run_csr
 
 _URI_HELP = (
     "awskms://[HOST:PORT]/KEY (KEY: key id, alias/NAME or key ARN; empty HOST: the default "
@@ -25,7 +26,7 @@ _URI_HELP = (
 
 
 def register(commands: Any) -> None:
-    """Add `kms create-key` and `kms public-key`."""
+    """Add `kms create-key`, `kms public-key` and `kms csr`."""
     kms = commands.add_parser("kms", help="manage signing keys in AWS KMS")
     sub = kms.add_subparsers(dest="kms_command", required=True, parser_class=Parser)
 
@@ -57,6 +58,13 @@ def register(commands: Any) -> None:
         uri_help=_URI_HELP,
         handler=_cmd_public_key,
     )
+
+    csr = sub.add_parser(
+        "csr", help="write a CSR signed in KMS, for a CA to certify the key that never leaves it"
+    )
+    csr.add_argument("--key", required=True, metavar="AWSKMS_URI", help=_URI_HELP)
+    add_csr_options(csr)
+    csr.set_defaults(handler=_cmd_csr)
 
 
 def _cmd_create_key(args: argparse.Namespace) -> int:
@@ -94,3 +102,10 @@ def _cmd_public_key(args: argparse.Namespace) -> int:
         }
         write_public_key(args, public, info, key.spec.name, key.arn, outputs=outputs)
     return 0
+
+
+def _cmd_csr(args: argparse.Namespace) -> int:
+    from ..profiles import awskms
+
+    awskms.parse_uri(args.key)  # a KMS key only: never a key file under `kms`
+    return run_csr(args, args.key)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import read_bounded
+from .._internal.text import escape_controls
 from ..errors import ConfigError, InputError, PredicateError
 from ..limits import DEFAULT_LIMITS
 from .audit import add_audit_options
@@ -24,7 +25,9 @@ from .common import (
     write_public_key,
 )
 from .signing import (
+    _attach_certificates,
     _bundle_dir,
+    _certificates,
     _load_signers_audited,
     _timestamping,
     add_signing,
@@ -154,8 +157,6 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
     except PredicateError as exc:
         raise PredicateError(f"predicate {args.predicate}: {exc}", exc.path) from None
     if not validate:
-        from .._internal.text import escape_controls
-
         print(
             f"warning: --no-validate: the {escape_controls(type_uri)} predicate in "
             f"{escape_controls(args.predicate)} was not checked against its schema",
@@ -190,6 +191,7 @@ def _envelope_summary(result: SigningResult) -> dict[str, Any]:
 
 def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
     from ..sign.bundles import is_keyless
+    from ..sign.certified import CertifiedSigner
     from ..sign.multisign import is_exportable
 
     item: dict[str, Any] = {
@@ -202,7 +204,20 @@ def _signature_summary(signer: Signer, keyid: str) -> dict[str, Any]:
         # The certificate's identity and OIDC issuer: public, and what a verifier will match.
         item["identity"] = str(getattr(signer, "identity", ""))
         item["issuer"] = str(getattr(signer, "issuer", ""))
+    elif isinstance(signer, CertifiedSigner):
+        # The organisation certificate its bundle carries: public, what a verifier will judge.
+        item["certificate"] = {"sha256": signer.fingerprint, "subject": signer.subject}
     return item
+
+
+def certificate_line(item: dict[str, Any]) -> str | None:
+    """The text summary's line for a signature's certificate (escaped); None without one."""
+    certificate = item.get("certificate")
+    if not certificate:
+        return None
+    return escape_controls(
+        f"    certificate {certificate['subject']} (sha256 {certificate['sha256']})"
+    )
 
 
 def _sign_and_emit(
@@ -284,16 +299,22 @@ def _sign_and_emit(
     # The summary goes where the envelope does not: stdout unless the envelope went there.
     stream = sys.stdout if args.out and not _is_stdout(args.out) else sys.stderr
     print(
-        f"signed {payload_type} ({len(payload)} bytes) with {len(envelope.signatures)} "
-        f"of {len(signers)} keys -> {args.out or 'stdout'}",
+        escape_controls(
+            f"signed {payload_type} ({len(payload)} bytes) with {len(envelope.signatures)} "
+            f"of {len(signers)} keys -> {args.out or 'stdout'}"
+        ),
         file=stream,
     )
     for item in summary["signatures"]:
         keyid = item["keyid"] or f"(keyless) {item.get('identity', '')} {item.get('issuer', '')}"
         marks = "  [exportable]" if item["exportable"] else ""
-        print(f"  {item['algorithm']:<26} {keyid}  {item['key']}{marks}", file=stream)
+        line = f"  {item['algorithm']:<26} {keyid}  {item['key']}{marks}"
+        print(escape_controls(line), file=stream)
+        certificate = certificate_line(item)
+        if certificate is not None:
+            print(certificate, file=stream)
         if "bundle" in item:
-            print(f"    bundle -> {item['bundle']}", file=stream)
+            print(f"    bundle -> {escape_controls(item['bundle'])}", file=stream)
         for moment in item.get("timestamps", []):
             print(f"    timestamped at {moment}", file=stream)
     return 0
@@ -327,8 +348,11 @@ def _signing_command(
     with planned_out(args) as outputs:
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, bundle_dir)
+        certificates = _certificates(args, outputs, bundle_dir)
         with audit_log(args) as audit:
             signers = _load_signers_audited(args, audit, operation_id)
+            # Each --certificate matched to its key before anything is signed.
+            signers = _attach_certificates(signers, certificates)
             payload, payload_type, statement = payload_of(signers)
             context = dataclasses.replace(
                 signing_context(args, statement), operation_id=operation_id

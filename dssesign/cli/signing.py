@@ -1,4 +1,5 @@
-"""The signing options `attest` and `sign` share: keys and their secrets, TSAs, bundle dir.
+"""The signing options `attest` and `sign` share: keys and their secrets, TSAs, bundle dir,
+organisation certificates.
 
 Read and checked before any key is loaded: a bad option never costs a signature.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._internal.fileio import read_bounded
@@ -15,6 +17,8 @@ from .common import add_password, password
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from cryptography import x509
 
     from .._internal.fileio import OutputSet
     from ..audit import AuditLog
@@ -71,6 +75,25 @@ def add_signing(
             help="also write one Sigstore bundle (v0.3) per signature here: "
             "STEM.<keyid16>.sigstore.json, keyless: STEM.keyless-<n>.sigstore.json "
             "(STEM: the --out name without .json, else 'envelope')",
+        )
+        parser.add_argument(
+            "--certificate",
+            action="append",
+            default=[],
+            metavar="PEM",
+            help="the X.509 code-signing certificate (PEM, one per file) of one --key: paired "
+            "with the key whose public key it carries, checked before signing, carried in "
+            "that signature's bundle (needs --bundle-dir); repeatable, one per key",
+        )
+        parser.add_argument(
+            "--certificate-chain",
+            action="append",
+            default=[],
+            metavar="PEM",
+            help="with --certificate: the intermediates (PEM, the leaf's issuer first) the "
+            "leaf must be issued by; only checked here, never put in a bundle (verifiers take "
+            "intermediates from their trust root); repeatable, each for the leaves of its "
+            "first certificate",
         )
         parser.add_argument(
             "--tsa",
@@ -218,3 +241,182 @@ def _timestamping(args: argparse.Namespace, bundle_dir: Path | None) -> Timestam
 
     root = load_trust_root_arg(args.trust_root, args.root_keyid)
     return Timestamping(tuple(urls), root.timestamp_authorities, timeout=args.tsa_timeout)
+
+
+# --- --certificate / --certificate-chain -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Certificate:
+    """One --certificate, read and checked (all but its key) before any key is loaded."""
+
+    path: str
+    leaf: x509.Certificate
+    spki: bytes
+    chain_path: str | None = None
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return f"--certificate {self.path}"
+
+    @property
+    def chain_source(self) -> str:
+        return f"--certificate-chain {self.chain_path}"
+
+
+def _certificates(
+    args: argparse.Namespace, outputs: OutputSet, bundle_dir: Path | None
+) -> list[_Certificate]:
+    """--certificate and --certificate-chain: read (bounded), parsed and checked now, before any
+    key is loaded, so a certificate unfit for code signing never costs a key load (keyless: a
+    Fulcio certificate) or a signature. Its key is matched by `_attach_certificates`.
+
+    With --certificate-chain, each leaf is checked against the chain that starts with its
+    issuer, and each chain must serve a leaf.
+    """
+    from datetime import UTC, datetime
+
+    from ..sign.certified import certificate_spki, check_leaf, load_chain, load_leaf
+
+    paths: list[str] = list(getattr(args, "certificate", None) or [])
+    chain_paths: list[str] = list(getattr(args, "certificate_chain", None) or [])
+    if not paths:
+        if chain_paths:
+            raise ConfigError("--certificate-chain is only used with --certificate")
+        return []
+    if bundle_dir is None:
+        raise ConfigError(
+            "--certificate needs --bundle-dir: a signature's certificate travels in its bundle"
+        )
+    keyed = [ref for ref in args.key if ref != "keyless"]
+    if len(paths) > len(keyed):
+        raise ConfigError(
+            f"{len(paths)} --certificate for {len(keyed)} key(s) that can carry one: each "
+            "certificate goes with one --key (a keyless signer takes no --certificate: Fulcio "
+            "issues its own)"
+        )
+    _protect_inputs(
+        args,
+        outputs,
+        [
+            *(("--certificate", p) for p in paths),
+            *(("--certificate-chain", p) for p in chain_paths),
+        ],
+    )
+    chains = []
+    for path in chain_paths:
+        source = f"--certificate-chain {path}"
+        chains.append((path, load_chain(_read_pem(path, "--certificate-chain"), source=source)))
+    now = datetime.now(UTC)
+    planned: list[_Certificate] = []
+    for path in paths:
+        source = f"--certificate {path}"
+        leaf = load_leaf(_read_pem(path, "--certificate"), source=source)
+        spki = certificate_spki(leaf, source=source)
+        for earlier in planned:
+            if earlier.spki == spki:
+                raise ConfigError(
+                    f"{earlier.source} and {source} carry the same public key: one certificate "
+                    "per key"
+                )
+        chain_path, chain = _chain_for(leaf, chains, source)
+        item = _Certificate(path, leaf, spki, chain_path, chain)
+        check_leaf(leaf, chain, now=now, source=source, chain_source=item.chain_source)
+        planned.append(item)
+    used = {item.chain_path for item in planned}
+    for chain_path, _ in chains:
+        if chain_path not in used:
+            raise ConfigError(
+                f"--certificate-chain {chain_path}: its first certificate issued none of the "
+                "--certificate leaves"
+            )
+    return planned
+
+
+def _read_pem(path: str, what: str) -> bytes:
+    from ..sign.certified import MAX_PEM_BYTES
+
+    return read_bounded(path, limit=MAX_PEM_BYTES, what=what)
+
+
+def _chain_for(
+    leaf: x509.Certificate,
+    chains: list[tuple[str, tuple[x509.Certificate, ...]]],
+    source: str,
+) -> tuple[str | None, tuple[x509.Certificate, ...]]:
+    """The chain to check `leaf` against: the only one given, else the one that starts with its
+    issuer (by name, then by signature when issuers share a name)."""
+    if not chains:
+        return None, ()
+    if len(chains) == 1:
+        return chains[0]
+    named = [(path, chain) for path, chain in chains if chain[0].subject == leaf.issuer]
+    if not named:
+        raise ConfigError(
+            f"{source}: no --certificate-chain starts with its issuer "
+            f"({leaf.issuer.rfc4514_string()})"
+        )
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    for path, chain in named:
+        try:
+            leaf.verify_directly_issued_by(chain[0])
+        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+            continue  # not this one; check_leaf reports why the first did not issue it
+        return path, chain
+    return named[0]
+
+
+def _protect_inputs(
+    args: argparse.Namespace, outputs: OutputSet, inputs: list[tuple[str, str]]
+) -> None:
+    """The certificate files are inputs: no output (--out, now; a bundle, later) may be one."""
+    from .._internal.fileio import OutputSet as Inputs
+
+    out = getattr(args, "out", None)
+    if out:
+        Inputs(inputs).check(out, what="--out")  # --out was planned before these were known
+    for what, path in inputs:
+        outputs.add_input(what, path)
+
+
+def _attach_certificates(signers: list[Signer], planned: list[_Certificate]) -> list[Signer]:
+    """Each signer whose key a --certificate carries, wrapped to carry it (`certify`, which
+    checks it all again against the loaded key); refused before anything is signed when a
+    certificate's key is none of the --key keys."""
+    if not planned:
+        return signers
+    from ..sign.bundles import is_keyless
+    from ..sign.certified import certify
+
+    # is_keyless is a runtime Protocol check: once per signer, here, never per signature.
+    keyless = [is_keyless(signer) for signer in signers]
+    by_spki = {
+        signer.public_key.spki_der: index
+        for index, signer in enumerate(signers)
+        if not keyless[index]
+    }
+    result = list(signers)
+    for item in planned:
+        index = by_spki.get(item.spki)
+        if index is None:
+            from ..core.keys import keyid_of_spki
+
+            note = (
+                " (a keyless signer takes no --certificate: Fulcio issues its own)"
+                if any(keyless)
+                else ""
+            )
+            raise ConfigError(
+                f"{item.source}: its public key (keyid {keyid_of_spki(item.spki)[:16]}) is not "
+                "the key of any --key" + note
+            )
+        result[index] = certify(
+            signers[index],
+            item.leaf,
+            item.chain,
+            source=item.source,
+            chain_source=item.chain_source,
+        )
+    return result

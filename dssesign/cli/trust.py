@@ -3,7 +3,8 @@
 Every trust-root change is one read-modify-write under the file's update lock (`PATH.lock`,
 bounded by --timeout), recorded in the audit log before the new file is renamed into place
 (no audit, no change), and bumps `version` (`trust_update`). The timestamp-authority commands
-live in `trust_tsa`, the role commands in `trust_roles`.
+live in `trust_tsa`, the role commands in `trust_roles`, the organisation PKI commands (`add-ca`,
+`add-crl`, `add-identity --ca`, `revoke --ca / --identity`) in `trust_pki`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from .._internal.fileio import OutputSet, read_bounded
 from ..errors import ConfigError
 from .audit import audit_log, record_trust_not_published, write_trust_record
 from .common import Parser, add_json, add_password, command_inputs, password, print_json
+from .trust_pki import (
+    cmd_add_certificate_identity,
+    pki_lines,
+    register_pki_commands,
+    revoke_pki,
+)
 from .trust_roles import (
     add_policy_role_options,
     policy_role_arguments,
@@ -39,8 +46,8 @@ _MAX_PEM = 64 * 1024
 
 
 def register(commands: Any) -> None:
-    """Add `trust-root` (init, add-key, add-tsa, add-role, revoke, set-policy, rotate,
-    set-root-keys, set-sigstore-root, add-identity, show, sign) and `kit build`."""
+    """Add `trust-root` (init, add-key, add-tsa, add-ca, add-crl, add-role, revoke, set-policy,
+    rotate, set-root-keys, set-sigstore-root, add-identity, show, sign) and `kit build`."""
     trust = commands.add_parser("trust-root", help="create and manage a trust-root bundle")
     sub = trust.add_subparsers(dest="trust_command", required=True, parser_class=Parser)
 
@@ -63,15 +70,22 @@ def register(commands: Any) -> None:
     add.set_defaults(handler=_cmd_add_key)
 
     register_add_tsa(sub)
+    register_pki_commands(sub)
     register_add_role(sub)
 
     revoke = sub.add_parser(
-        "revoke", help="revoke a key or a timestamp authority from a point in time on"
+        "revoke",
+        help="revoke a key, a timestamp authority, an organisation CA or a certificate identity "
+        "from a point in time on",
     )
     revoke.add_argument("file", metavar="FILE")
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--keyid", metavar="ID", help="the key to revoke")
     which.add_argument("--tsa", metavar="NAME", help="the timestamp authority to revoke")
+    which.add_argument("--ca", metavar="NAME", help="the organisation CA to revoke")
+    which.add_argument(
+        "--identity", metavar="NAME", help="the certificate identity to revoke, by its name"
+    )
     revoke.add_argument("--at", metavar="TIME", help="revocation time (default: now)")
     revoke.add_argument("--reason", default="", metavar="TEXT", help="shown when a key is refused")
     _add_update_options(revoke)
@@ -124,14 +138,23 @@ def register(commands: Any) -> None:
     sigstore_root.set_defaults(handler=_cmd_set_sigstore_root)
 
     identity = sub.add_parser(
-        "add-identity", help="trust keyless signatures by an OIDC issuer + certificate subject"
+        "add-identity",
+        help="trust signatures by a certificate subject: keyless (--issuer) or from an "
+        "organisation CA (--ca)",
     )
     identity.add_argument("file", metavar="FILE")
-    identity.add_argument("--issuer", required=True, metavar="URL", help="OIDC issuer, exact")
+    issuer = identity.add_mutually_exclusive_group(required=True)
+    issuer.add_argument("--issuer", metavar="URL", help="OIDC issuer, exact (keyless)")
+    issuer.add_argument(
+        "--ca", metavar="NAME", help="the organisation CA the certificate must chain through"
+    )
     subject = identity.add_mutually_exclusive_group(required=True)
     subject.add_argument("--subject", metavar="SAN", help="certificate SAN, exact")
     subject.add_argument(
         "--subject-regexp", metavar="RE", help="regular expression matching the whole SAN"
+    )
+    subject.add_argument(
+        "--subject-dn", metavar="DN", help="certificate subject DN, RFC 4514 (with --ca only)"
     )
     identity.add_argument(
         "--extension",
@@ -139,7 +162,8 @@ def register(commands: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="certificate extension the signer must carry, e.g. "
-        "githubWorkflowRepository=org/repo; repeatable",
+        "githubWorkflowRepository=org/repo (keyless) or 1.3.6.1.4.1.55555.1=VALUE (--ca: by "
+        "dotted OID); repeatable",
     )
     identity.add_argument("--predicate-type", action="append", default=[], metavar="URI")
     identity.add_argument("--label", metavar="LABEL")
@@ -226,6 +250,8 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
     if args.tsa is not None:
         return revoke_tsa(args, at)
+    if args.ca is not None or args.identity is not None:
+        return revoke_pki(args, at)
 
     def make(current: TrustRoot | None) -> _Change:
         assert current is not None
@@ -323,6 +349,10 @@ def _cmd_set_sigstore_root(args: argparse.Namespace) -> int:
 def _cmd_add_identity(args: argparse.Namespace) -> int:
     from ..trust import add_identity
 
+    if args.ca is not None:
+        return cmd_add_certificate_identity(args)
+    if args.subject_dn is not None:
+        raise ConfigError("--subject-dn is for certificate identities (--ca NAME), not --issuer")
     extensions: dict[str, str] = {}
     for item in args.extension:
         name, sep, value = item.partition("=")
@@ -398,6 +428,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for authority in root.timestamp_authorities:
         for line in tsa_lines(authority):
             print(line)
+    for line in pki_lines(root):
+        print(line)
     for line in role_lines(root):
         print(line)
     for event in root.rotations:

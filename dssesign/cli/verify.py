@@ -75,6 +75,12 @@ def register(commands: Any) -> None:
         "bundle (TIMESTAMP_REQUIRED otherwise)",
     )
     verify.add_argument(
+        "--allow-stale-crl",
+        action="store_true",
+        help="accept a carried CRL whose nextUpdate is before a certificate signature's signing "
+        "time (CRL_STALE otherwise)",
+    )
+    verify.add_argument(
         "--jobs",
         type=int,
         default=0,
@@ -94,6 +100,7 @@ class _Request:
     predicate_type: str | None
     at: datetime | None
     require_timestamp: bool = False
+    allow_stale_crl: bool = False
 
 
 def load_trust_root_arg(
@@ -176,6 +183,7 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
             predicate_type=request.predicate_type,
             at=request.at,
             require_timestamp=request.require_timestamp,
+            allow_stale_crl=request.allow_stale_crl,
         )
     except VerificationError as exc:
         return exc.exit_code, {"envelope": str(path), **failure_report(exc)}
@@ -261,6 +269,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         predicate_type=predicate_type,
         at=at,
         require_timestamp=args.require_timestamp,
+        allow_stale_crl=args.allow_stale_crl,
     )
     jobs = args.jobs or os.cpu_count() or 1
     results = _run_all(paths, root, request, jobs)
@@ -408,6 +417,7 @@ def _verify_bundled(
                 predicate_type=predicate_type,
                 at=at,
                 require_timestamp=args.require_timestamp,
+                allow_stale_crl=args.allow_stale_crl,
             )
         else:
             result = verify(
@@ -419,6 +429,7 @@ def _verify_bundled(
                 predicate_type=predicate_type,
                 at=at,
                 require_timestamp=args.require_timestamp,
+                allow_stale_crl=args.allow_stale_crl,
             )
     except VerificationError as exc:
         return exc.exit_code, failure_report(exc)

@@ -7,12 +7,17 @@ signature beside the envelope, each over the byte-identical payload:
 - keyed signatures (software, HSM, KMS, Vault keys) get a bundle built here, with
   `verificationMaterial.publicKey.hint` = base64 of SHA-256 of the SPKI DER (what cosign v3
   writes) and no transparency-log entry (`tlogEntries: []`: we do not upload keyed signatures);
+- keyed signatures whose key carries an organisation certificate (`certified.CertifiedSigner`)
+  get the same bundle with the leaf's DER in `verificationMaterial.certificate.rawBytes` in
+  place of the hint, and the DSSE signature's keyid "" (as cosign writes it); the
+  intermediates are not carried (the verifier takes them from its trust root);
 - keyless signatures get the bundle the keyless signer obtained (leaf certificate + tlog entry),
   taken from `signer.bundle_for(signature)`, checked to carry exactly this signature over this
   payload, and written byte for byte as sigstore-python returned it.
 
 File names (deterministic, in DIR; STEM is the envelope file name without `.json`):
-  keyed    STEM.<first 16 hex digits of the keyid>.sigstore.json   (full keyid if two collide)
+  keyed    STEM.<first 16 hex digits of the keyid>.sigstore.json   (full keyid if two collide;
+           with a certificate too: the keyid is the key's, as in the envelope)
   keyless  STEM.keyless-<n>.sigstore.json   n = 1, 2, ... in envelope order among keyless ones
 """
 
@@ -23,7 +28,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._internal.fileio import OutputSet
 from .._internal.strict_json import loads_strict
@@ -31,7 +38,11 @@ from ..core.dsse import Envelope, b64encode
 from ..core.keys import PublicKey
 from ..core.keys import public_key_hint as public_key_hint  # noqa: PLC0414 - re-export: moved to keys
 from ..errors import ConfigError, InputError, SigningError
+from .certified import CertifiedSigner, certificate_spki
 from .signer import Signer
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -57,15 +68,33 @@ def keyed_bundle(
     signature: bytes,
     public_key: PublicKey,
     timestamps: Sequence[bytes] = (),
+    *,
+    certificate: x509.Certificate | None = None,
 ) -> dict[str, object]:
     """A bundle v0.3 for one keyed DSSE signature, in the protobuf JSON mapping (camelCase).
 
     The DSSE signature's keyid is the hint too: protobuf-specs requires the two to be equal
     when both are set (sigstore-js writes it so; cosign leaves keyid empty, which verifiers
     treat alike). Verifiers find the key out of band by the hint; nothing here is trusted.
+
+    With `certificate` (the key's leaf, checked by `certified.certify`) the bundle carries the
+    leaf's DER in `verificationMaterial.certificate` instead of the hint, and the signature's
+    keyid is "": a verifier finds the key in the certificate and judges the certificate against
+    its trust root. SigningError if the certificate is not for `public_key`.
     """
-    hint = public_key_hint(public_key)
-    material: dict[str, object] = {"publicKey": {"hint": hint}, "tlogEntries": []}
+    material: dict[str, object]
+    if certificate is None:
+        keyid = public_key_hint(public_key)
+        material = {"publicKey": {"hint": keyid}, "tlogEntries": []}
+    else:
+        if certificate_spki(certificate) != public_key.spki_der:
+            raise SigningError(
+                f"the certificate {certificate.subject.rfc4514_string()!r} is not for the key "
+                f"{public_key.keyid[:16]}"
+            )
+        keyid = ""
+        leaf = b64encode(certificate.public_bytes(Encoding.DER))
+        material = {"certificate": {"rawBytes": leaf}, "tlogEntries": []}
     if timestamps:
         # Where cosign and sigstore verifiers read RFC 3161 tokens (the DER TimeStampResp).
         material["timestampVerificationData"] = {
@@ -77,7 +106,7 @@ def keyed_bundle(
         "dsseEnvelope": {
             "payload": b64encode(payload),
             "payloadType": payload_type,
-            "signatures": [{"sig": b64encode(signature), "keyid": hint}],
+            "signatures": [{"sig": b64encode(signature), "keyid": keyid}],
         },
     }
 
@@ -145,6 +174,7 @@ def bundles_for(
     """One bundle per envelope signature; `signers[i]` made `envelope.signatures[i]`.
 
     `timestamps[i]` (if given) are signature i's RFC 3161 tokens, carried in its keyed bundle.
+    A `certified.CertifiedSigner`'s bundle carries its certificate (see `keyed_bundle`).
 
     Raises SigningError if a keyless signer has no bundle for its signature or hands back one
     that does not hold exactly that signature over this payload and payload type.
@@ -166,6 +196,8 @@ def bundles_for(
                 signature.sig,
                 signer.public_key,
                 timestamps[index] if timestamps else (),
+                # A plain class check: only a certificate `certify` checked reaches a bundle.
+                certificate=signer.certificate if isinstance(signer, CertifiedSigner) else None,
             )
             files.append(BundleFile(name, bundle_json(bundle), signer.keyid, keyless=False))
     return files

@@ -57,6 +57,13 @@ from .edit import (
     set_sigstore_root,
     unset_type_policy,
 )
+from .edit_pki import (
+    add_certificate_authority,
+    add_certificate_identity,
+    add_crl,
+    revoke_certificate_authority,
+    revoke_identity,
+)
 from .identity import IdentityRule, SigstoreTrust, check_subject_regexp
 from .model import (
     Policy,
@@ -125,6 +132,9 @@ __all__ = [
     "TrustRootError",
     "TrustedKey",
     "TypePolicy",
+    "add_certificate_authority",
+    "add_certificate_identity",
+    "add_crl",
     "add_identity",
     "add_key",
     "add_role",
@@ -139,6 +149,8 @@ __all__ = [
     "load_trust_root",
     "parse_time",
     "read_trust_root",
+    "revoke_certificate_authority",
+    "revoke_identity",
     "revoke_key",
     "revoke_timestamp_authority",
     "root_signatures",

@@ -9,8 +9,14 @@ the key material.
 The comparison is generic over the documents as JSON: every top-level section of either
 document is compared, known to this module or not, so a section or member added to the format
 later shows up too. Lists of objects are matched by their identifying member (`keyid`, `name`,
-or `fromKeyid` + `toKeyid` for rotations) and compared entry by entry; other lists as
-multisets. `sigstore.trustedRoot` is compared by digest only.
+or `fromKeyid` + `toKeyid` for rotations; identity rules without names by their issuer or CA,
+subject and extensions) and compared entry by entry; other lists as multisets.
+`sigstore.trustedRoot` is compared by digest only; the CRLs of `pki.crls` are matched by issuer
+and shown as summaries (CRLNumber, lastUpdate, nextUpdate, entries, digest).
+
+Changes that widen trust (a new key, CA or identity, a lifted revocation, a dropped CRL, a
+lowered threshold...) are listed in `TrustRootDiff.widening` with the reason, and marked in the
+text form (`_diff_rules.widening` says which).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ..core.dsse import Envelope
 from ..errors import TrustRootError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._common import MAX_TRUST_ROOT_BYTES, MEDIA_TYPES, _aware, parse_time
+from ._diff_rules import certificate_shown, crl_change_reason, crl_info, widening
 from .document import _load_document, dump_trust_root
 from .model import TrustRoot
 
@@ -46,9 +53,14 @@ SECTIONS: Final = (
     "rootKeys",
     "timestampAuthorities",
     "sigstore",
+    "pki",
 )
 #: Members that identify an entry in a list of objects, tried in this order.
 _IDENTITIES: Final = (("keyid",), ("name",), ("fromKeyid", "toKeyid"), ("id",))
+#: What identifies an identity rule without a name: its issuer or CA, subject and extensions.
+_RULE_MEMBERS: Final = ("issuer", "ca", "subject", "subjectRegExp", "subjectDN", "extensions")
+_CRLS: Final = ("pki", "crls")
+_WIDENS: Final = "WIDENS TRUST"
 #: Values compared (and shown) by SHA-256 of their canonical JSON only.
 _OPAQUE: Final = frozenset({"$.sigstore.trustedRoot"})
 #: Strings longer than this, and PEM blocks, are shown as their length and digest.
@@ -136,6 +148,8 @@ class TrustRootDiff:
     #: "[]" names an element of a list compared as a multiset.
     changes: tuple[dict[str, Any], ...]
     notes: tuple[str, ...]
+    #: The changes that widen trust: {"index" (into `changes`), "path", "reason"}.
+    widening: tuple[dict[str, Any], ...] = ()
 
     @property
     def identical(self) -> bool:
@@ -151,6 +165,7 @@ class TrustRootDiff:
             "identical": self.identical,
             "sections": dict(self.sections),
             "changes": list(self.changes),
+            "widensTrust": list(self.widening),
             "notes": list(self.notes),
         }
 
@@ -162,13 +177,14 @@ class TrustRootDiff:
         ]
         if self.identical:
             out.append("no changes: the documents are identical")
+        reasons = {entry["index"]: entry["reason"] for entry in self.widening}
         for section, state in self.sections.items():
             out.append(f"{escape_controls(section)}: {state}")
-            out.extend(
-                f"  {_change_line(change)}"
-                for change in self.changes
-                if change["section"] == section
-            )
+            for index, change in enumerate(self.changes):
+                if change["section"] != section:
+                    continue
+                mark = f"  [{_WIDENS}: {reasons[index]}]" if index in reasons else ""
+                out.append(f"  {_change_line(change)}{escape_controls(mark)}")
         out.extend(f"note: {escape_controls(note)}" for note in self.notes)
         return out
 
@@ -188,7 +204,7 @@ def diff_trust_roots(
     after = new if isinstance(new, DiffSide) else read_diff_side(new, what="new", limits=limits)
     names = list(SECTIONS) + sorted((set(before.document) | set(after.document)) - set(SECTIONS))
     sections: dict[str, str] = {}
-    changes: list[dict[str, Any]] = []
+    changes = _Changes()
     for name in names:
         left = before.document.get(name, _MISSING)
         right = after.document.get(name, _MISSING)
@@ -204,9 +220,17 @@ def diff_trust_roots(
         # A whole section added or removed is shown entry by entry against an empty one.
         left = _empty_like(right) if left is _MISSING else left
         right = _empty_like(left) if right is _MISSING else right
-        _compare(name, f"${_member(name)}", left, right, changes)
+        _compare(_At(name, f"${_member(name)}", (name,)), left, right, changes)
     moment = _aware(datetime.now(UTC) if now is None else now, "now")
-    return TrustRootDiff(before, after, sections, tuple(changes), _notes(before, after, moment))
+    notes = _notes(before, after, moment)
+    if changes.widening:
+        notes += (
+            f"{len(changes.widening)} change(s) widen trust (marked {_WIDENS}): a verifier "
+            "accepts more under NEW than under OLD; review them before signing",
+        )
+    return TrustRootDiff(
+        before, after, sections, tuple(changes.records), notes, tuple(changes.widening)
+    )
 
 
 # --- the comparison --------------------------------------------------------------------------
@@ -251,96 +275,136 @@ def _record(section: str, path: str, change: str, old: object, new: object) -> d
     return entry
 
 
-def _compare(section: str, path: str, old: object, new: object, out: list[dict[str, Any]]) -> None:
+_Shape = tuple[str, ...]
+_Key = tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _At:
+    """Where a change is: its section, its path as shown, and its shape (the path with list
+    entries as "[]", which `_diff_rules.widening` reads)."""
+
+    section: str
+    path: str
+    shape: _Shape
+
+    def member(self, name: str) -> _At:
+        return _At(self.section, self.path + _member(name), (*self.shape, name))
+
+    def entry(self, key: _Key | None) -> _At:
+        """An entry of this list: named by its key, or `[]` (an element of a multiset)."""
+        if key is None:
+            return _At(self.section, f"{self.path}[]", (*self.shape, "[]"))
+        shown = ",".join(
+            f"{name}={value if _PLAIN_VALUE.fullmatch(value) else json.dumps(value)}"
+            for name, value in key
+        )
+        return _At(self.section, f"{self.path}[{shown}]", (*self.shape, "[]"))
+
+
+@dataclasses.dataclass
+class _Changes:
+    """The change records in order, and which of them widen trust."""
+
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    widening: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def add(
+        self, at: _At, change: str, old: object, new: object, *, reason: str | None = None
+    ) -> None:
+        if reason is None:  # "": said not to widen; a reordered list counts as changed
+            kind = "changed" if change == "reordered" else change
+            reason = widening(at.shape, kind, old, new)
+        if reason:
+            self.widening.append({"index": len(self.records), "path": at.path, "reason": reason})
+        self.records.append(_record(at.section, at.path, change, old, new))
+
+
+def _entries_of(value: object, shape: _Shape) -> bool:
+    """A map or list compared entry by entry when the other side lacks it (perType, the
+    entries of a nested list, the CRLs), rather than as one value."""
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(item, dict) for item in value.values())
+    if isinstance(value, list):
+        return bool(value) and (shape == _CRLS or all(isinstance(item, dict) for item in value))
+    return False
+
+
+def _compare(at: _At, old: object, new: object, out: _Changes) -> None:
     if old is _MISSING or new is _MISSING:
         present = new if old is _MISSING else old
-        if (
-            isinstance(present, dict)
-            and present
-            and all(isinstance(item, dict) for item in present.values())
-        ):  # a map of entries (perType): entry by entry
-            old, new = ({}, new) if old is _MISSING else (old, {})
-        else:
-            out.append(_record(section, path, "added" if old is _MISSING else "removed", old, new))
+        if not _entries_of(present, at.shape):
+            out.add(at, "added" if old is _MISSING else "removed", old, new)
             return
+        old, new = (_empty_like(new), new) if old is _MISSING else (old, _empty_like(old))
     if _same(old, new):
         return
-    start = len(out)
-    if path in _OPAQUE:
+    start = len(out.records)
+    if at.path in _OPAQUE:
         pass
     elif isinstance(old, dict) and isinstance(new, dict):
         for name in sorted(set(old) | set(new)):
-            _compare(
-                section, path + _member(name), old.get(name, _MISSING), new.get(name, _MISSING), out
-            )
+            _compare(at.member(name), old.get(name, _MISSING), new.get(name, _MISSING), out)
     elif isinstance(old, list) and isinstance(new, list):
-        identity = _identity(old, new)
-        if identity is None:
-            _compare_multisets(section, path, old, new, out)
+        if at.shape == _CRLS and _compare_crls(at, old, new, out):
+            pass
+        elif (keys := _entry_keys(at.shape, old, new)) is not None:
+            _compare_keyed(at, old, new, out, keys)
         else:
-            _compare_keyed(section, path, old, new, out, names=identity)
-    if len(out) == start:  # a scalar, a change of type, or the same entries in another order
+            _compare_multisets(at, old, new, out)
+    if len(out.records) == start:  # a scalar, a change of type, or the same entries reordered
         same_items = (
             isinstance(old, list)
             and isinstance(new, list)
             and Counter(map(_canonical, old)) == Counter(map(_canonical, new))
         )
-        out.append(_record(section, path, "reordered" if same_items else "changed", old, new))
+        out.add(at, "reordered" if same_items else "changed", old, new)
 
 
-def _identity(old: Sequence[object], new: Sequence[object]) -> tuple[str, ...] | None:
-    """The members naming each entry uniquely in both lists of objects, if there are any."""
+def _rule_key(entry: Mapping[str, Any]) -> _Key:
+    return tuple(
+        (name, entry[name] if isinstance(entry[name], str) else _canonical(entry[name]).decode())
+        for name in _RULE_MEMBERS
+        if name in entry
+    )
+
+
+def _entry_keys(shape: _Shape, old: Sequence[object], new: Sequence[object]) -> list[_Key] | None:
+    """Per entry of `old` then `new`, the members naming it uniquely in both lists of objects;
+    None when there are none (then the lists are compared as multisets)."""
     entries = [entry for entry in (*old, *new) if isinstance(entry, dict)]
     if not entries or len(entries) != len(old) + len(new):
         return None
-    for names in _IDENTITIES:
-        if all(isinstance(entry.get(name), str) for entry in entries for name in names) and all(
-            len({_key(entry, names) for entry in side}) == len(side) for side in (old, new)
-        ):
-            return names
+    candidates: list[list[_Key]] = [
+        [tuple((name, entry[name]) for name in names) for entry in entries]
+        for names in _IDENTITIES
+        if all(isinstance(entry.get(name), str) for entry in entries for name in names)
+    ]
+    if shape[-1:] == ("identities",):  # identity rules, named or not
+        candidates.append([_rule_key(entry) for entry in entries])
+    for keys in candidates:
+        if len(set(keys[: len(old)])) == len(old) and len(set(keys[len(old) :])) == len(new):
+            return keys
     return None
 
 
-def _key(entry: object, names: tuple[str, ...]) -> tuple[str, ...]:
-    assert isinstance(entry, dict)
-    return tuple(str(entry[name]) for name in names)
-
-
-def _entry_path(path: str, names: tuple[str, ...], key: tuple[str, ...]) -> str:
-    shown = ",".join(
-        f"{name}={value if _PLAIN_VALUE.fullmatch(value) else json.dumps(value)}"
-        for name, value in zip(names, key, strict=True)
-    )
-    return f"{path}[{shown}]"
-
-
 def _compare_keyed(
-    section: str,
-    path: str,
-    old: Sequence[object],
-    new: Sequence[object],
-    out: list[dict[str, Any]],
-    *,
-    names: tuple[str, ...],
+    at: _At, old: Sequence[object], new: Sequence[object], out: _Changes, keys: list[_Key]
 ) -> None:
-    before = {_key(entry, names): entry for entry in old}
-    after = {_key(entry, names): entry for entry in new}
+    before = dict(zip(keys[: len(old)], old, strict=True))
+    after = dict(zip(keys[len(old) :], new, strict=True))
     for key, entry in before.items():
         if key not in after:
-            out.append(_record(section, _entry_path(path, names, key), "removed", entry, _MISSING))
+            out.add(at.entry(key), "removed", entry, _MISSING)
     for key, entry in after.items():
         if key not in before:
-            out.append(_record(section, _entry_path(path, names, key), "added", _MISSING, entry))
+            out.add(at.entry(key), "added", _MISSING, entry)
         else:
-            _compare(section, _entry_path(path, names, key), before[key], entry, out)
+            _compare(at.entry(key), before[key], entry, out)
 
 
 def _compare_multisets(
-    section: str,
-    path: str,
-    old: Sequence[object],
-    new: Sequence[object],
-    out: list[dict[str, Any]],
+    at: _At, old: Sequence[object], new: Sequence[object], out: _Changes
 ) -> None:
     left = Counter(map(_canonical, old))
     right = Counter(map(_canonical, new))
@@ -348,11 +412,45 @@ def _compare_multisets(
     for item in old:
         if gone[_canonical(item)] > 0:
             gone[_canonical(item)] -= 1
-            out.append(_record(section, f"{path}[]", "removed", item, _MISSING))
+            out.add(at.entry(None), "removed", item, _MISSING)
     for item in new:
         if came[_canonical(item)] > 0:
             came[_canonical(item)] -= 1
-            out.append(_record(section, f"{path}[]", "added", _MISSING, item))
+            out.add(at.entry(None), "added", _MISSING, item)
+
+
+def _crls_by_issuer(
+    crls: Sequence[object],
+) -> dict[str, tuple[object, dict[str, Any], frozenset[int]]] | None:
+    """PEM, summary and revoked serials of each CRL by issuer DN; None when one is not a
+    readable CRL or two share an issuer."""
+    found: dict[str, tuple[object, dict[str, Any], frozenset[int]]] = {}
+    for pem in crls:
+        info = crl_info(pem)
+        if info is None or info[0]["issuer"] in found:
+            return None
+        found[info[0]["issuer"]] = (pem, *info)
+    return found
+
+
+def _compare_crls(at: _At, old: Sequence[object], new: Sequence[object], out: _Changes) -> bool:
+    """The carried CRLs by issuer, each shown as its summary; False (nothing recorded) when
+    `_crls_by_issuer` cannot match them: they are then compared as a multiset."""
+    before, after = _crls_by_issuer(old), _crls_by_issuer(new)
+    if before is None or after is None:
+        return False
+    for issuer, (_, summary, _) in before.items():
+        if issuer not in after:
+            out.add(at.entry((("issuer", issuer),)), "removed", summary, _MISSING)
+    for issuer, (pem, summary, serials) in after.items():
+        where = at.entry((("issuer", issuer),))
+        if issuer not in before:
+            out.add(where, "added", _MISSING, summary)
+        elif before[issuer][0] != pem:
+            _, old_summary, old_serials = before[issuer]
+            reason = crl_change_reason(old_summary, summary, old_serials - serials)
+            out.add(where, "changed", old_summary, summary, reason=reason or "")
+    return True
 
 
 # --- notes and rendering ---------------------------------------------------------------------
@@ -434,6 +532,8 @@ def _change_line(change: Mapping[str, Any]) -> str:
 
 def _shortened(value: object) -> object:
     if isinstance(value, str):
+        if value.startswith("-----BEGIN CERTIFICATE-----") and (shown := certificate_shown(value)):
+            return shown
         if value.startswith("-----BEGIN ") or len(value) > _LONG:
             what = "PEM" if value.startswith("-----BEGIN ") else "text"
             return f"<{what}, {len(value)} characters, {_digest(value)[:23]}…>"

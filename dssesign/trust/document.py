@@ -23,6 +23,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     from ..timestamp.authority import TimestampAuthority
+    from .pki import OrganisationPKI
 
 from ._common import (
     MAX_TRUST_ROOT_BYTES,
@@ -193,6 +194,7 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
         root=root_keys,
         sigstore=document.get("sigstore"),
         timestamp_authorities=_timestamp_authorities(document),
+        pki=_pki(document),
         roles=tuple(
             Role(
                 name=entry["name"],
@@ -203,6 +205,16 @@ def _from_json(document: Mapping[str, Any]) -> TrustRoot:
             for entry in document.get("roles", ())
         ),
     )
+
+
+def _pki(document: Mapping[str, Any]) -> OrganisationPKI | None:
+    """The `pki` section; a trust root without one imports nothing for it."""
+    section = document.get("pki")
+    if section is None:
+        return None
+    from .pki import parse_pki  # noqa: PLC0415 - X.509 parsing only when the section is there
+
+    return parse_pki(section)
 
 
 def _timestamp_authorities(document: Mapping[str, Any]) -> tuple[TimestampAuthority, ...]:
@@ -313,6 +325,8 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
         document["timestampAuthorities"] = [a.to_dict() for a in root.timestamp_authorities]
     if root.roles:
         document["roles"] = [_role_entry(role) for role in root.roles]
+    if root.pki is not None:
+        document["pki"] = root.pki.to_dict()
     if _uses_v2(document):
         document["mediaType"] = MEDIA_TYPE_V2
     return document
@@ -320,7 +334,7 @@ def to_json(root: TrustRoot) -> dict[str, Any]:
 
 def _uses_v2(document: Mapping[str, Any]) -> list[str]:
     """The v2 sections and fields a trust-root document uses (none: it is a v1 document)."""
-    found = [name for name in ("timestampAuthorities", "roles") if name in document]
+    found = [name for name in ("timestampAuthorities", "roles", "pki") if name in document]
     policy = document.get("policy")
     entries = [policy] if isinstance(policy, Mapping) else []
     per_type = policy.get("perType") if isinstance(policy, Mapping) else None

@@ -13,9 +13,10 @@ from ..core.keys import PublicKey
 
 if TYPE_CHECKING:  # the verifier loads trust roots and nothing of the signing stack
     from ..timestamp.authority import TimestampAuthority
+    from .pki import CertificateIdentity, OrganisationPKI
 
 from ._common import MEDIA_TYPE, MEDIA_TYPE_V2, HybridMode
-from .identity import SigstoreTrust, _parse_sigstore
+from .identity import IdentityRule, SigstoreTrust, _parse_sigstore
 
 # --- model -----------------------------------------------------------------------------------
 
@@ -183,6 +184,8 @@ class TrustRoot:
     timestamp_authorities: tuple[TimestampAuthority, ...] = ()
     #: Named groups of keys and identities with their own thresholds (names unique).
     roles: tuple[Role, ...] = ()
+    #: Organisation CAs, certificate identities and CRLs (the `pki` section), if any.
+    pki: OrganisationPKI | None = None
 
     @cached_property
     def keyless(self) -> SigstoreTrust | None:
@@ -240,6 +243,15 @@ class TrustRoot:
             event = self.rotation_to(event.from_keyid)
         return tuple(chain)
 
+    def certificate_identities(self) -> tuple[CertificateIdentity, ...]:
+        """The `pki` section's identity rules (none without one)."""
+        return self.pki.identities if self.pki is not None else ()
+
+    def all_identities(self) -> tuple[IdentityRule | CertificateIdentity, ...]:
+        """Every identity rule a role may list: keyless ones, then certificate ones."""
+        keyless = self.keyless.identities if self.keyless is not None else ()
+        return (*keyless, *self.certificate_identities())
+
     def role(self, name: str) -> Role | None:
         """The role with this name, if any."""
         return next((r for r in self.roles if r.name == name), None)
@@ -255,6 +267,7 @@ class TrustRoot:
         """The format this trust root is written in: v2 when it uses v2 sections, else v1."""
         uses_v2 = bool(
             self.timestamp_authorities
+            or self.pki is not None
             or self.roles
             or self.policy.require_timestamp
             or self.policy.required_roles

@@ -87,10 +87,28 @@ def _validate(root: TrustRoot, *, complete: bool) -> None:
         if not stable:
             raise _fail("$.sigstore", "holds a number that does not survive canonical JSON")
         root.keyless  # noqa: B018 - parsed once here, kept for _validate_reachable and verify
+    _validate_pki(root)
     _validate_roles(root)
     if complete:
         _validate_reachable(root)
         _validate_roles_reachable(root)
+
+
+def _validate_pki(root: TrustRoot) -> None:
+    """An in-memory `pki` section: the right type, identities naming listed CAs (`parse_pki`
+    checked the chains and CRLs of one read from JSON; `trust.edit` builds through it too)."""
+    if root.pki is None:
+        return
+    from .pki import OrganisationPKI  # noqa: PLC0415 - X.509 only when the section is there
+
+    if not isinstance(root.pki, OrganisationPKI):
+        raise _fail("$.pki", "must be an OrganisationPKI")
+    names = {authority.name for authority in root.pki.authorities}
+    if not names:
+        raise _fail("$.pki.certificateAuthorities", "must list at least one CA")
+    for index, rule in enumerate(root.pki.identities):
+        if rule.ca not in names:
+            raise _fail(f"$.pki.identities[{index}].ca", f"{rule.ca!r} names no listed CA")
 
 
 def _validate_key(key: TrustedKey, path: str, seen: dict[bytes, int], index: int) -> None:
@@ -287,7 +305,7 @@ def _validate_reachable(root: TrustRoot) -> None:
     checks += [
         (json_path(["policy", "perType", uri]), uri, tp) for uri, tp in policy.per_type.items()
     ]
-    rules = root.keyless.identities if root.keyless is not None else ()
+    rules = root.all_identities()
     for path, uri, type_policy in checks:
         eligible = [k for k in root.keys if uri is None or k.allows(uri)]
         # A keyless identity (an ECDSA certificate key) counts like one classical key.
@@ -341,8 +359,16 @@ def _validate_roles(root: TrustRoot) -> None:
     roles = root.roles
     if not isinstance(roles, tuple) or len(roles) > MAX_ROLES:
         raise _fail("$.roles", f"must be a tuple of at most {MAX_ROLES} roles")
-    identities = root.keyless.identities if root.keyless is not None else ()
-    identity_names = {rule.name for rule in identities if rule.name is not None}
+    identity_names: set[str] = set()
+    for rule in root.all_identities():
+        if rule.name is not None and rule.name in identity_names:
+            raise _fail(
+                "$.pki.identities",
+                f"{_clip(repr(rule.name), 80)} names both a keyless and a certificate identity "
+                "(roles refer to identities by name: names are unique across both)",
+            )
+        if rule.name is not None:
+            identity_names.add(rule.name)
     names: dict[str, int] = {}
     for index, role in enumerate(roles):
         path = f"$.roles[{index}]"
@@ -367,8 +393,8 @@ def _validate_roles(root: TrustRoot) -> None:
             if name not in identity_names:
                 raise _fail(
                     f"{path}.identities[{position}]",
-                    f"{_clip(repr(name), 80)} names no identity in $.sigstore.identities "
-                    "(identities are named with add-identity --name)",
+                    f"{_clip(repr(name), 80)} names no identity in $.sigstore.identities or "
+                    "$.pki.identities (identities are named with add-identity --name)",
                 )
         if not role.size:
             raise _fail(path, "a role needs members: keyids, identities or both")
@@ -409,7 +435,7 @@ def _role_capacity(root: TrustRoot, role: Role, predicate_type: str | None) -> i
     member), in `pq-only` only ML-DSA keys, plus its identities allowed for the type (an
     identity counts as a classical signer). Validity and revocation are not considered."""
     hybrid = root.policy.hybrid
-    identities = root.keyless.identities if root.keyless is not None else ()
+    identities = root.all_identities()
     chains: set[str] = set()
     for keyid in role.keyids:
         for member in (keyid, *root.successors(keyid)):

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .. import trust as trustroot
+from .._internal.text import clip, escape_controls
 from ..codes import Code
 from ..core.dsse import Envelope
 from ..errors import DssesignError, VerificationError
@@ -26,8 +27,10 @@ from .result import CountedIdentity, MatchedSubject, VerificationResult
 
 if TYPE_CHECKING:
     from ..timestamp.verify import VerifiedTime
-    from .bundles import KeylessSigner as _Signer
-    from .bundles import ParsedBundle
+    from ._x509 import CertificateSigner
+    from .bundles import KeylessSigner, ParsedBundle
+
+    _Signer = KeylessSigner | CertificateSigner
 
 
 def _bundle_stop(position: int | None, exc: VerificationError) -> _Stop:
@@ -75,7 +78,6 @@ def _verify_bundles(
     """
     if not bundles:
         return [], {}
-    from ..timestamp.verify import MAX_TIMESTAMPS  # noqa: PLC0415 - only with bundles
     from . import bundles as bundle_verify  # noqa: PLC0415 - only when bundles are given
 
     signatures = {s.sig for s in envelope.signatures}
@@ -116,30 +118,27 @@ def _verify_bundles(
             if bundle.keyed:
                 bundle_verify.verify_keyed(bundle, [c.public for c in index.candidates])
                 if bundle.timestamps:
-                    # Bounded per signature across all its bundles, not per bundle: 64 bundles
-                    # of 32 replayed tokens would otherwise cost 2,048 CMS checks.
-                    earlier = tokens_of.setdefault(bundle.signature, set())
-                    if earlier & set(bundle.timestamps) or (
-                        len(earlier) + len(bundle.timestamps) > MAX_TIMESTAMPS
-                    ):
-                        raise VerificationError(
-                            Code.TOO_MANY_TIMESTAMPS,
-                            f"bundle: its signature's timestamps, over all its bundles, repeat "
-                            f"a token or exceed {MAX_TIMESTAMPS}",
-                        )
-                    earlier.update(bundle.timestamps)
-                    verified = _verified_times(root, bundle.timestamps, bundle.signature, now)
+                    verified = _bounded_times(root, bundle, tokens_of, now)
                     times[bundle.signature] = times.get(bundle.signature, ()) + verified
                 continue
-            signer = bundle_verify.verify_keyless(bundle, _keyless_trust(root))
+            signer: _Signer
+            if _judged_by_pki(bundle, root):
+                signer = _verify_certified(run, root, bundle, tokens_of, now)
+            else:
+                signer = bundle_verify.verify_keyless(bundle, _keyless_trust(root))
         except VerificationError as exc:
             raise _bundle_stop(position, exc) from None
         identity = (signer.issuer, signer.subject)
         first, *repeats = positions[bundle.signature]  # the bundle's signature is one of them
-        if identity in signers:
+        shown = clip(escape_controls(signer.subject), 120)
+        if identity in signers or (
+            # One certificate subject is one signer, whichever CA or rule it came through:
+            # two certificates of one person (sibling CAs, rules in any order) count once.
+            _is_certified(signer)
+            and any(_is_certified(s) and s.subject == signer.subject for s in signers.values())
+        ):
             run.warnings.append(
-                f"bundle {position}: keyless identity {signer.subject[:120]} already counted; "
-                "an identity counts once"
+                f"bundle {position}: identity {shown} already counted; an identity counts once"
             )
             _note_keyless(run, identity, [first, *repeats], duplicate=True)
             continue
@@ -150,14 +149,79 @@ def _verify_bundles(
             # One key or one signature is one signer, whatever certificates it comes with.
             run.warnings.append(
                 f"bundle {position}: its certificate key or signature already counts "
-                f"(as a trusted key or another identity); {signer.subject[:120]} not counted"
+                f"(as a trusted key or another identity); {shown} not counted"
             )
             continue
         signers[identity] = signer
-        run.keyless_time[identity] = "rfc3161" if bundle.timestamps else "tlog"
+        run.keyless_time[identity] = (
+            "rfc3161"
+            if bundle.timestamps
+            else "tlog"
+            if not _is_certified(signer)
+            else run.time_source
+        )
         _note_keyless(run, identity, [first], duplicate=False)
         _note_keyless(run, identity, repeats, duplicate=True)
     return list(signers.values()), times
+
+
+def _bounded_times(
+    root: TrustRoot, bundle: ParsedBundle, tokens_of: dict[bytes, set[bytes]], now: datetime
+) -> tuple[VerifiedTime, ...]:
+    """The bundle's verified token times, bounded per signature across all its bundles (not per
+    bundle: 64 bundles of 32 replayed tokens would otherwise cost 2,048 CMS checks)."""
+    from ..timestamp.verify import MAX_TIMESTAMPS  # noqa: PLC0415 - only with timestamps
+
+    earlier = tokens_of.setdefault(bundle.signature, set())
+    if earlier & set(bundle.timestamps) or (len(earlier) + len(bundle.timestamps) > MAX_TIMESTAMPS):
+        raise VerificationError(
+            Code.TOO_MANY_TIMESTAMPS,
+            f"bundle: its signature's timestamps, over all its bundles, repeat "
+            f"a token or exceed {MAX_TIMESTAMPS}",
+        )
+    earlier.update(bundle.timestamps)
+    return _verified_times(root, bundle.timestamps, bundle.signature, now)
+
+
+def _judged_by_pki(bundle: ParsedBundle, root: TrustRoot) -> bool:
+    """A certificate bundle is the organisation PKI's when the trust root has one and either no
+    Sigstore trust, or the leaf names one of its CAs as issuer, or it has no log entry (a
+    Fulcio certificate always comes with one)."""
+    if bundle.keyed or not bundle.certificates or root.pki is None:
+        return False
+    if root.sigstore is None or not bundle.tlog_kinds:
+        return True
+    from cryptography import x509  # noqa: PLC0415 - only for certificate bundles
+
+    try:
+        issuer = x509.load_der_x509_certificate(bundle.certificates[0]).issuer
+    except ValueError:
+        return True  # refused as malformed by the PKI path, with its code
+    return any(a.certificate.subject == issuer for a in root.pki.authorities)
+
+
+def _is_certified(signer: object) -> bool:
+    return hasattr(signer, "signed_at")
+
+
+def _verify_certified(
+    run: _Run,
+    root: TrustRoot,
+    bundle: ParsedBundle,
+    tokens_of: dict[bytes, set[bytes]],
+    now: datetime,
+) -> CertificateSigner:
+    """A certificate bundle of the organisation PKI, judged at its earliest verified token
+    time (its RFC 3161 timestamps, checked against the trust root's TSAs) or else `now`."""
+    from ._x509 import verify_certificate  # noqa: PLC0415 - only for certificate bundles
+
+    assert root.pki is not None
+    signed_at = now
+    if bundle.timestamps:
+        signed_at = min(t.time for t in _bounded_times(root, bundle, tokens_of, now))
+    return verify_certificate(
+        bundle, root.pki, signed_at=signed_at, allow_stale_crl=run.allow_stale_crl
+    )
 
 
 def _note_keyless(
@@ -292,6 +356,12 @@ def _verify_message_bundle(
             run.keys_counted = (counted,)
             counted_keyid = candidate.keyid
             post_quantum = candidate.post_quantum
+        elif _judged_by_pki(parsed, trust_root):
+            raise VerificationError(
+                Code.BUNDLE_UNSUPPORTED,
+                "bundle: a messageSignature bundle with an organisation certificate is not "
+                "supported; sign an in-toto Statement (dssesign attest) instead",
+            )
         else:
             signer = bundle_verify.verify_keyless(parsed, _keyless_trust(trust_root), digest=digest)
             who = (signer.issuer, signer.subject)
@@ -304,7 +374,8 @@ def _verify_message_bundle(
                 run.identities_excluded[who] = Code.PREDICATE_TYPE_NOT_ALLOWED
                 raise _Stop(
                     Code.PREDICATE_TYPE_NOT_ALLOWED,
-                    f"keyless identity {signer.subject[:120]} may only attest to its predicate "
+                    f"keyless identity {clip(escape_controls(signer.subject), 120)} may only "
+                    "attest to its predicate "
                     "types; a messageSignature bundle has none",
                 )
             run.identities_counted = (CountedIdentity(signer.issuer, signer.subject, rule.label),)

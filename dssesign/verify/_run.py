@@ -70,6 +70,8 @@ class _Run:
     key_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     identity_roles: dict[_Identity, tuple[str, ...]] = field(default_factory=dict)
     roles: dict[str, RoleReport] = field(default_factory=dict)
+    #: Accept a carried CRL whose nextUpdate is before a certificate signature's signing time.
+    allow_stale_crl: bool = False
     #: The policy step ran: a key neither counted nor excluded after it did not count for
     #: a reason the policy gave; before it, what stopped the verification is the reason.
     policy_done: bool = False

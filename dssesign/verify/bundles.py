@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
@@ -35,8 +35,8 @@ from ..core.dsse import Envelope, b64decode
 from ..core.keys import PublicKey, pss_padding, public_key_hint
 from ..errors import InputError, VerificationError
 from ..limits import DEFAULT_LIMITS, Limits
-from ..timestamp.verify import MAX_TIMESTAMPS, MAX_TOKEN_BYTES
 from ..trust.sigstore_root import check_trusted_root, sigstore_installed, sigstore_verifier
+from ._material import _certificates, _material, _timestamps
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -67,15 +67,8 @@ _BUNDLE_PREFIX: Final = "application/vnd.dev.sigstore.bundle"
 _TOP_FIELDS: Final = frozenset(
     {"mediaType", "verificationMaterial", "dsseEnvelope", "messageSignature"}
 )
-_MATERIAL_FIELDS: Final = frozenset(
-    {"publicKey", "x509CertificateChain", "certificate", "tlogEntries", "timestampVerificationData"}
-)
-_KEY_MATERIAL: Final = ("publicKey", "x509CertificateChain", "certificate")
 #: Transparency-log entry kinds sigstore-python can check against a bundle's content.
 _TLOG_KINDS: Final = frozenset({"hashedrekord/0.0.1", "hashedrekord/0.0.2", "dsse/0.0.1"})
-_MAX_TLOG_ENTRIES: Final = 8
-#: base64 characters of the largest token `timestamp.verify` reads.
-_MAX_TOKEN_CHARS: Final = 4 * ((MAX_TOKEN_BYTES + 2) // 3)
 #: Fulcio's OIDC issuer extensions (v2: DER UTF8String, v1: raw bytes).
 _ISSUER_V1_OID: Final = "1.3.6.1.4.1.57264.1.1"
 _ISSUER_V2_OID: Final = "1.3.6.1.4.1.57264.1.8"
@@ -107,6 +100,8 @@ class ParsedBundle:
     tlog_kinds: tuple[str, ...]
     #: RFC 3161 tokens (DER TimeStampResp) from timestampVerificationData, not yet verified.
     timestamps: tuple[bytes, ...] = ()
+    #: Certificate bundles: the DER certificates it carries, the signing (leaf) one first.
+    certificates: tuple[bytes, ...] = ()
 
     @property
     def keyed(self) -> bool:
@@ -173,6 +168,7 @@ def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Parse
     if not isinstance(material, dict):
         raise _error(Code.BUNDLE_MALFORMED, "bundle.verificationMaterial: missing or not an object")
     key_hint, tlog_kinds = _material(material, version)
+    certificates = _certificates(material)
     timestamps = _timestamps(material.get("timestampVerificationData"))
     envelope = None
     signature = digest = None
@@ -190,91 +186,8 @@ def parse_bundle(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Parse
         key_hint=key_hint,
         tlog_kinds=tlog_kinds,
         timestamps=timestamps,
+        certificates=certificates,
     )
-
-
-def _timestamps(data: object) -> tuple[bytes, ...]:
-    """timestampVerificationData.rfc3161Timestamps[].signedTimestamp, bounded, as DER bytes."""
-    where = "bundle.verificationMaterial.timestampVerificationData"
-    if data is None:
-        return ()
-    if not isinstance(data, dict) or set(data) - {"rfc3161Timestamps"}:
-        raise _error(Code.BUNDLE_MALFORMED, f"{where}: expected an object of rfc3161Timestamps")
-    entries = data.get("rfc3161Timestamps", [])
-    if not isinstance(entries, list):
-        raise _error(Code.BUNDLE_MALFORMED, f"{where}.rfc3161Timestamps: expected a list")
-    if len(entries) > MAX_TIMESTAMPS:
-        raise _error(
-            Code.TOO_MANY_TIMESTAMPS,
-            f"{where}: {len(entries)} timestamps, more than {MAX_TIMESTAMPS}",
-        )
-    tokens: list[bytes] = []
-    for index, entry in enumerate(entries):
-        text = entry.get("signedTimestamp") if isinstance(entry, dict) else None
-        if (
-            not isinstance(entry, dict)
-            or set(entry) != {"signedTimestamp"}
-            or not isinstance(text, str)
-            or len(text) > _MAX_TOKEN_CHARS
-        ):
-            raise _error(
-                Code.BUNDLE_MALFORMED,
-                f"{where}.rfc3161Timestamps[{index}]: expected {{signedTimestamp: base64}} of at "
-                f"most {MAX_TOKEN_BYTES} bytes",
-            )
-        try:
-            tokens.append(b64decode(text, what=f"{where}.rfc3161Timestamps[{index}]"))
-        except InputError as exc:
-            raise _error(Code.BUNDLE_MALFORMED, str(exc)) from None
-    return tuple(tokens)
-
-
-def _material(material: Mapping[str, Any], version: str) -> tuple[str | None, tuple[str, ...]]:
-    where = "bundle.verificationMaterial"
-    unknown = sorted(set(material) - _MATERIAL_FIELDS)
-    if unknown:
-        raise _error(Code.BUNDLE_MALFORMED, f"{where}: unknown field {unknown[0][:80]!r}")
-    present = [name for name in _KEY_MATERIAL if name in material]
-    if len(present) != 1:
-        raise _error(
-            Code.BUNDLE_MALFORMED,
-            f"{where}: needs exactly one of publicKey, x509CertificateChain and certificate",
-        )
-    if version == "0.3" and present[0] == "x509CertificateChain":
-        raise _error(
-            Code.BUNDLE_MALFORMED, f"{where}: a v0.3 bundle carries `certificate`, not a chain"
-        )
-    if version != "0.3" and present[0] == "certificate":
-        raise _error(
-            Code.BUNDLE_MALFORMED,
-            f"{where}: `certificate` is new in bundle v0.3; a v{version} bundle carries "
-            "x509CertificateChain",
-        )
-    key_hint = None
-    if present[0] == "publicKey":
-        public_key = material["publicKey"]
-        hint = public_key.get("hint", "") if isinstance(public_key, dict) else None
-        if not isinstance(hint, str) or len(hint) > 512:
-            raise _error(Code.BUNDLE_MALFORMED, f"{where}.publicKey.hint: expected a short string")
-        key_hint = hint
-    entries = material.get("tlogEntries", [])
-    if not isinstance(entries, list) or len(entries) > _MAX_TLOG_ENTRIES:
-        raise _error(
-            Code.BUNDLE_MALFORMED,
-            f"{where}.tlogEntries: expected a list of at most {_MAX_TLOG_ENTRIES}",
-        )
-    kinds: list[str] = []
-    for index, entry in enumerate(entries):
-        kind_version = entry.get("kindVersion") if isinstance(entry, dict) else None
-        if not isinstance(kind_version, dict) or not all(
-            isinstance(kind_version.get(k), str) for k in ("kind", "version")
-        ):
-            raise _error(
-                Code.BUNDLE_MALFORMED,
-                f"{where}.tlogEntries[{index}].kindVersion: missing or invalid",
-            )
-        kinds.append(f"{kind_version['kind'][:40]}/{kind_version['version'][:20]}")
-    return key_hint, tuple(kinds)
 
 
 def _dsse(value: object, limits: Limits) -> Envelope:

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .._internal.text import clip, escape_controls
 from ..codes import Code
 from ..core.dsse import Envelope, pae
 from ..errors import VerificationError
@@ -56,7 +57,10 @@ from .result import CountedIdentity, VerificationFailure, VerificationResult
 
 if TYPE_CHECKING:
     from ..timestamp.verify import VerifiedTime
-    from .bundles import KeylessSigner as _Signer
+    from ._x509 import CertificateSigner
+    from .bundles import KeylessSigner
+
+    _Signer = KeylessSigner | CertificateSigner
 
 __all__ = ["verify", "verify_bundle"]
 
@@ -71,6 +75,7 @@ def verify(
     predicate_type: str | None = None,
     at: datetime | None = None,
     require_timestamp: bool = False,
+    allow_stale_crl: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerificationResult:
     """Verify `envelope` against `trust_root`; return the result or raise `VerificationFailure`.
@@ -91,8 +96,12 @@ def verify(
     Roles the policy requires (`TrustRoot.roles`) must each be met by distinct counted keys
     and identities (ROLE_POLICY_NOT_MET). The result, and a failure (`failure_report`), list
     every signature and every role (`signatures`, `roles`).
+
+    A bundle carrying a certificate from the trust root's organisation PKI (`pki`) counts as
+    its certificate identity, its chain judged at its timestamp (else `at` / now);
+    `allow_stale_crl` accepts a carried CRL whose nextUpdate is before that time.
     """
-    run = _Run(time_source="now" if at is None else "at")
+    run = _Run(time_source="now" if at is None else "at", allow_stale_crl=allow_stale_crl is True)
     return _guarded(
         run,
         lambda: _verify(
@@ -119,6 +128,7 @@ def verify_bundle(
     predicate_type: str | None = None,
     at: datetime | None = None,
     require_timestamp: bool = False,
+    allow_stale_crl: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerificationResult:
     """Verify a Sigstore bundle on its own (``dssesign verify BUNDLE``).
@@ -129,7 +139,7 @@ def verify_bundle(
     signature must verify over it. There is no Statement, so no predicate type: signers whose
     trust is limited to predicate types do not count, and `predicate_type` fails.
     """
-    run = _Run(time_source="now" if at is None else "at")
+    run = _Run(time_source="now" if at is None else "at", allow_stale_crl=allow_stale_crl is True)
     return _guarded(
         run,
         lambda: _verify_bundle_alone(
@@ -366,13 +376,26 @@ def _finish(
     signers: list[CountedIdentity] = []
     for signer in identities:
         allowed = [r for r in signer.rules if r.allows(actual_type)]
-        if allowed:
+        who = (signer.issuer, signer.subject)
+        if allowed and needs_time and run.keyless_time.get(who) not in ("rfc3161", "tlog"):
+            message = (
+                f"certificate identity {clip(escape_controls(signer.subject), 120)}: its signature "
+                "carries no verified "
+                "RFC 3161 timestamp, which "
+                + ("--require-timestamp" if require_timestamp else "the trust root's policy")
+                + " requires"
+            )
+            excluded.append(_Exclusion(Code.TIMESTAMP_REQUIRED, "", message))
+            run.identities_excluded[who] = Code.TIMESTAMP_REQUIRED
+            run.warnings.append(f"not counted: {message}")
+        elif allowed:
             signers.append(CountedIdentity(signer.issuer, signer.subject, allowed[0].label))
             run.identity_names[signer.issuer, signer.subject] = tuple(
                 r.name for r in allowed if r.name is not None
             )
         else:
-            message = f"keyless identity {signer.subject[:120]} may not attest to {actual_type}"
+            shown = clip(escape_controls(signer.subject), 120)
+            message = f"identity {shown} may not attest to {escape_controls(actual_type)}"
             excluded.append(_Exclusion(Code.PREDICATE_TYPE_NOT_ALLOWED, "", message))
             run.identities_excluded[signer.issuer, signer.subject] = Code.PREDICATE_TYPE_NOT_ALLOWED
             run.warnings.append(f"not counted: {message}")

@@ -187,7 +187,9 @@ def test_revoke_a_tsa(pki: dict[str, Path], tmp_path: Path) -> None:
     )
     assert_one_line_error(dssesign(*revoke, "--tsa", "nope"), "no timestamp authority named 'nope'")
     assert_one_line_error(dssesign(*revoke, "--tsa", "a", "--reason", "x"), "--reason is for keys")
-    assert_one_line_error(dssesign(*revoke), "one of the arguments --keyid --tsa is required")
+    assert_one_line_error(
+        dssesign(*revoke), "one of the arguments --keyid --tsa --ca --identity is required"
+    )
     assert_one_line_error(
         dssesign(*revoke, "--tsa", "a", "--keyid", "0" * 64), "not allowed with argument"
     )

@@ -7,6 +7,9 @@
 // Many bundles in one node start (what the tests use; node takes ~0.1 s to start):
 //   node verify.mjs --batch < jobs.json    jobs = [{"bundle": ..., "key": ...}, ...]
 // Job fields: bundle (path), key (PEM SPKI path) | trustedRoot (path) + identity + issuer,
+// or trustedRoot + certificate: true (+ optional identity, a SAN) for a bundle whose
+// certificate comes from an organisation CA listed under certificateAuthorities (no Fulcio
+// issuer extension, so no issuer in the policy),
 // optional tlogThreshold / ctlogThreshold / timestampThreshold / tsaThreshold (integers).
 // A keyed job may give trustedRoot too: its timestampAuthorities then judge the bundle's
 // RFC 3161 tokens (the key still comes from "key").
@@ -71,9 +74,12 @@ function verifyJob(job) {
     }
     const bundle = bundleFromJSON(readJSON(job.bundle));
     const entity = toSignedEntity(bundle);
-    const policy = keyed
-      ? undefined
-      : { subjectAlternativeName: job.identity, extensions: { issuer: job.issuer } };
+    let policy;
+    if (job.certificate === true) {
+      policy = job.identity === undefined ? undefined : { subjectAlternativeName: job.identity };
+    } else if (!keyed) {
+      policy = { subjectAlternativeName: job.identity, extensions: { issuer: job.issuer } };
+    }
     const signer = new Verifier(material, options).verify(entity, policy);
     return {
       ok: true,
