@@ -73,6 +73,15 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "subject_from_digest": (".intoto.subjects", "subject_from_digest"),
     "subject_from_file": (".intoto.subjects", "subject_from_file"),
     "validate_predicate": (".intoto.predicates", "validate_predicate"),
+    "CertifiedSigner": (".sign.certified", "CertifiedSigner"),
+    "certify": (".sign.certified", "certify"),
+    "build_csr": (".sign.csr", "build_csr"),
+    "VerifiedInput": (".vsa", "VerifiedInput"),
+    "VsaRequest": (".vsa", "VsaRequest"),
+    "build_vsa": (".vsa", "build_vsa"),
+    "emit_vsa": (".vsa", "emit_vsa"),
+    "read_jsonl": (".verify", "read_jsonl"),
+    "verify_jsonl": (".verify", "verify_jsonl"),
     "validate_statement": (".intoto.statement", "validate_statement"),
     "verify_bundle": (".verify", "verify_bundle"),
     "verify_signed_trust_root": (".trust", "verify_signed_trust_root"),
@@ -87,6 +96,7 @@ __all__ = [
     "AttestResult",
     "AuditError",
     "CanonicalizationError",
+    "CertifiedSigner",
     "Code",
     "ConfigError",
     "DssesignError",
@@ -114,10 +124,16 @@ __all__ = [
     "VerificationError",
     "VerificationFailure",
     "VerificationResult",
+    "VerifiedInput",
+    "VsaRequest",
     "attest",
+    "build_csr",
     "build_statement",
+    "build_vsa",
     "canonicalize",
+    "certify",
     "digest_file",
+    "emit_vsa",
     "generate_key",
     "get_algorithm",
     "keyed_bundle",
@@ -130,6 +146,7 @@ __all__ = [
     "parse_statement",
     "prepare_predicate",
     "public_key_hint",
+    "read_jsonl",
     "read_trust_root",
     "register_predicate_type",
     "register_scheme",
@@ -141,6 +158,7 @@ __all__ = [
     "validate_statement",
     "verify_bundle",
     "verify_envelope",
+    "verify_jsonl",
     "verify_signed_trust_root",
 ]
 
@@ -211,6 +229,8 @@ if TYPE_CHECKING:
     from .profiles.software import generate as generate_key
     from .sign.attest import AttestResult, attest
     from .sign.bundles import keyed_bundle
+    from .sign.certified import CertifiedSigner, certify
+    from .sign.csr import build_csr
     from .sign.multisign import MultiProfileSigner, SigningRecord, SigningResult
     from .sign.signer import Signer, SignerOptions, load_signer, register_scheme
     from .trust import (
@@ -219,5 +239,6 @@ if TYPE_CHECKING:
         read_trust_root,
         verify_signed_trust_root,
     )
-    from .verify import VerificationResult, verify_bundle
+    from .verify import VerificationResult, read_jsonl, verify_bundle, verify_jsonl
     from .verify import verify as verify_envelope
+    from .vsa import VerifiedInput, VsaRequest, build_vsa, emit_vsa

@@ -43,6 +43,10 @@ class Limits:
     max_array_items: int = 1_000_000
     #: Subjects in one Statement.
     max_subjects: int = 10_000
+    #: Lines of one JSON Lines file of attestations (``.intoto.jsonl``).
+    max_jsonl_lines: int = 10_000
+    #: Size of one JSON Lines file of attestations (each line is also held to max_json_bytes).
+    max_jsonl_bytes: int = 256 * MiB
 
     @classmethod
     def from_environment(cls, value: str | None = None) -> Limits:

@@ -175,3 +175,46 @@ echo "  the reviewer countersigns (checked against the trust root first):"
 dssesign countersign "$work/built.json" --trust-root "$work/teams-root.json" \
   --key "$work/ml-dsa-65.key" --out "$work/reviewed.json" 2>&1 | sed 's/^/    /'
 dssesign verify --trust-root "$work/teams-root.json" "$work/reviewed.json" | sed 's/^/    /'
+
+echo
+echo "== 10. organisation PKI: the HSM key gets a code-signing certificate from the company CA"
+# The CA is OpenSSL's here (any CA will do): the HSM signs its own CSR, the key never leaves it.
+openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -subj "/O=Example Corp/CN=Example Code Signing CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -addext "subjectKeyIdentifier=hash" 2>/dev/null
+dssesign hsm csr --uri "$hsm_key" --subject "CN=release signing,O=Example Corp" \
+  --out "$work/release.csr" >/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nauthorityKeyIdentifier=keyid\n' >"$work/leaf.ext"
+openssl x509 -req -in "$work/release.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+  -CAcreateserial -days 7 -copy_extensions copy -extfile "$work/leaf.ext" \
+  -out "$work/release.crt" 2>/dev/null
+echo "  issued: $(openssl x509 -in "$work/release.crt" -noout -subject -ext extendedKeyUsage | tr '\n' ' ')"
+dssesign trust-root init --out "$work/corp-root.json" >/dev/null
+dssesign trust-root add-ca "$work/corp-root.json" --certificate "$work/ca.pem" --name corp-ca >/dev/null
+dssesign trust-root add-identity "$work/corp-root.json" --ca corp-ca \
+  --subject-dn "CN=release signing,O=Example Corp" --name release >/dev/null
+dssesign trust-root add-tsa "$work/corp-root.json" --certificate-chain "$DEMO_TSA_CHAIN" \
+  --name demo-tsa >/dev/null
+dssesign attest \
+  --subject "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  --predicate "$here/fixtures/predicates/slsa-provenance-v1.json" --type slsaprovenance1 \
+  --key "$hsm_key" --certificate "$work/release.crt" --tsa "$DEMO_TSA_URL" \
+  --trust-root "$work/corp-root.json" --out "$work/certified.json" --bundle-dir "$work/certified" \
+  2>&1 | sed 's/^/    /'
+echo "  verified by the chain to the CA, at the signature's RFC 3161 time:"
+dssesign verify --trust-root "$work/corp-root.json" \
+  "$work/certified.json" "$work"/certified/*.sigstore.json | sed 's/^/    /'
+
+echo
+echo "== 11. a signed verification summary (SLSA VSA) of that verdict, for whoever comes next"
+dssesign verify --trust-root "$work/corp-root.json" \
+  --artifact "$here/fixtures/artifacts/hello-1.0.tar.gz" \
+  "$work/certified.json" "$work"/certified/*.sigstore.json \
+  --emit-vsa "$work/hello.vsa.json" --vsa-key "$work/ed25519.key" \
+  --resource-uri "https://example.com/hello-1.0.tar.gz" --verified-level SLSA_BUILD_LEVEL_2 \
+  >/dev/null
+dssesign trust-root init --out "$work/vsa-root.json" >/dev/null
+dssesign trust-root add-key "$work/vsa-root.json" --public-key "$work/ed25519.pub" --label verifier >/dev/null
+dssesign verify --trust-root "$work/vsa-root.json" --type vsa \
+  --artifact "$here/fixtures/artifacts/hello-1.0.tar.gz" "$work/hello.vsa.json" | sed 's/^/    /'

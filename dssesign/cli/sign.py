@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import read_bounded
@@ -66,6 +68,7 @@ def register(commands: Any) -> None:
     )
     _add_statement_inputs(attest, allow_statement=True)
     add_signing(attest)
+    _add_append(attest)
     add_audit_options(attest)
     add_json(attest)
     attest.set_defaults(handler=_cmd_attest)
@@ -74,6 +77,7 @@ def register(commands: Any) -> None:
     sign.add_argument("--payload", required=True, metavar="FILE")
     sign.add_argument("--payload-type", required=True, metavar="TYPE")
     add_signing(sign)
+    _add_append(sign)
     add_audit_options(sign)
     add_json(sign)
     sign.set_defaults(handler=_cmd_sign)
@@ -96,6 +100,16 @@ def register(commands: Any) -> None:
     types = commands.add_parser("predicate-types", help="list the predicate short names and URIs")
     add_json(types)
     types.set_defaults(handler=_cmd_predicate_types)
+
+
+def _add_append(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the envelope as one more line of --out FILE.jsonl (JSON Lines: one envelope "
+        "per line; the file is locked, checked, and replaced atomically); without it a .jsonl "
+        "--out is written with one line",
+    )
 
 
 def _add_statement_inputs(parser: argparse.ArgumentParser, *, allow_statement: bool) -> None:
@@ -231,19 +245,24 @@ def _sign_and_emit(
     context: SigningContext,
     bundle_dir: Path | None = None,
     timestamping: Timestamping | None = None,
+    jsonl: _JsonlOut | None = None,
 ) -> int:
     """Sign, commit the audit records, then publish every output at once.
 
     --out was checked (and its temp file made) before any key was loaded; each bundle file is
     checked here before anything is signed. Nothing is published before the audit records are
-    durable; an output that cannot be published after all is recorded as such.
+    durable; an output that cannot be published after all is recorded as such. A JSON Lines
+    --out (`jsonl`) gets its bundles named by payload too; with --append its lock is held from
+    reading the lines there to publishing the file with one more.
     """
+    from .._internal.lock import locked
     from ..sign.bundles import bundle_names, bundle_stem, bundles_for, write_bundles
     from ..sign.multisign import MultiProfileSigner
 
     stem = bundle_stem(args.out)
     if bundle_dir is not None:
-        for name in bundle_names(signers, stem):
+        tagged = payload if jsonl is not None else None
+        for name in bundle_names(signers, stem, payload=tagged):
             outputs.check(bundle_dir / name, what="bundle")
     signer = MultiProfileSigner(
         signers,
@@ -261,7 +280,9 @@ def _sign_and_emit(
         if bundle_dir is not None:
             # All built (keyless ones checked against their signature) and staged with the
             # envelope; published together: an envelope on disk means its bundles are there.
-            files = bundles_for(envelope, result.signers, stem, result.timestamps)
+            files = bundles_for(
+                envelope, result.signers, stem, result.timestamps, per_payload=jsonl is not None
+            )
             written = write_bundles(bundle_dir, files, outputs)
             for item, path in zip(summary["signatures"], written, strict=True):
                 item["bundle"] = str(path)
@@ -272,13 +293,18 @@ def _sign_and_emit(
                     item["timestamps"] = [
                         token_time(token)[0].strftime("%Y-%m-%dT%H:%M:%SZ") for token in tokens
                     ]
-        if args.out:
-            outputs.write(args.out, envelope.to_json() + b"\n")
-        if audit is not None:
-            # Durable and checkpointed once everything is staged: no record, no envelope, and
-            # after the record only the renames can still fail.
-            audit.commit()
-        outputs.publish()
+        appending = jsonl is not None and jsonl.append
+        with locked(args.out, what="--out") if appending else contextlib.nullcontext():
+            if args.out:
+                data = envelope.to_json() + b"\n"
+                if jsonl is not None:
+                    data, summary["line"] = _jsonl_content(jsonl, envelope.to_json())
+                outputs.write(args.out, data)
+            if audit is not None:
+                # Durable and checkpointed once everything is staged: no record, no envelope,
+                # and after the record only the renames can still fail.
+                audit.commit()
+            outputs.publish()
     except BaseException as exc:
         if audit is not None:
             with contextlib.suppress(Exception):
@@ -302,6 +328,7 @@ def _sign_and_emit(
         escape_controls(
             f"signed {payload_type} ({len(payload)} bytes) with {len(envelope.signatures)} "
             f"of {len(signers)} keys -> {args.out or 'stdout'}"
+            + (f" (line {summary['line']})" if "line" in summary else "")
         ),
         file=stream,
     )
@@ -340,12 +367,13 @@ def _signing_command(
 
     Every check that needs no key comes first; a failure anywhere leaves no output behind.
     """
-    import dataclasses
-
     from .audit import audit_log, signing_context
 
     operation_id = signing_context(args).operation_id  # a bad --operation-id stops us here
+    jsonl = _plan_jsonl(args)
     with planned_out(args) as outputs:
+        if jsonl is not None and jsonl.append:
+            jsonl = dataclasses.replace(jsonl, checked=_existing_lines(jsonl.path, None))
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, bundle_dir)
         certificates = _certificates(args, outputs, bundle_dir)
@@ -367,8 +395,86 @@ def _signing_command(
                 context=context,
                 bundle_dir=bundle_dir,
                 timestamping=timestamping,
+                jsonl=jsonl,
             )
         return code
+
+
+# --- --out FILE.jsonl [--append] ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _JsonlOut:
+    """--out FILE.jsonl: one compact envelope per line, LF; with --append, one more line."""
+
+    path: str
+    append: bool
+    #: With --append: the file's bytes as checked before signing (b"": absent or empty).
+    checked: bytes = b""
+
+
+def _plan_jsonl(args: argparse.Namespace) -> _JsonlOut | None:
+    """A JSON Lines --out (by its .jsonl name), or None; --append without one is bad usage."""
+    from ..verify.jsonl import is_jsonl_name
+
+    out = getattr(args, "out", None)
+    append = bool(getattr(args, "append", False))
+    if not out or not is_jsonl_name(out):
+        if append:
+            raise ConfigError("--append needs --out FILE.jsonl (JSON Lines: one envelope per line)")
+        return None
+    return _JsonlOut(out, append)
+
+
+def _existing_lines(path: str, known: bytes | None) -> bytes:
+    """The bytes of an --append target (b"" if it does not exist yet), checked to be DSSE
+    envelope lines with room for one more; not checked again when they are `known` ones."""
+    import os
+    import stat
+
+    from ..limits import exceeded
+    from ..verify.jsonl import read_jsonl
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise InputError(f"--out {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"--append: --out {path} is not a regular file")
+    data = read_bounded(path, limit=DEFAULT_LIMITS.max_jsonl_bytes, what="--out")
+    if data and data != known:
+        try:
+            lines = read_jsonl(data, envelopes_only=True)
+        except InputError as exc:
+            raise InputError(f"--append: --out {path}: {exc}") from None
+        if len(lines) >= DEFAULT_LIMITS.max_jsonl_lines:
+            raise InputError(
+                f"--append: --out {path} holds {len(lines)} lines; one more exceeds "
+                + exceeded("max_jsonl_lines", DEFAULT_LIMITS.max_jsonl_lines)
+            )
+    return data
+
+
+def _jsonl_content(plan: _JsonlOut, line: bytes) -> tuple[bytes, int]:
+    """The whole new file and the number of its new line. With --append (under the lock) the
+    lines there now, checked again if they changed since, then this one, ending as they do."""
+    if not plan.append:
+        return line + b"\n", 1
+    from ..limits import exceeded
+
+    data = _existing_lines(plan.path, plan.checked)
+    end = b"\r\n" if data.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+    if data and not data.endswith(b"\n"):
+        data += end
+    content = data + line + end
+    if len(content) > DEFAULT_LIMITS.max_jsonl_bytes:
+        raise InputError(
+            f"--append: --out {plan.path} would be {len(content)} bytes, more than "
+            + exceeded("max_jsonl_bytes", DEFAULT_LIMITS.max_jsonl_bytes)
+        )
+    return content, data.count(b"\n") + 1
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:

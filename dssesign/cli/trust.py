@@ -195,11 +195,20 @@ def register(commands: Any) -> None:
     build.add_argument("--artifacts", metavar="DIR")
     build.add_argument("--force", action="store_true", help="replace an existing kit")
     build.add_argument(
+        "--with-vsa",
+        action="store_true",
+        help="let the kit's verify.sh --emit-vsa FILE --vsa-key REF --resource-uri URI write a "
+        "signed verification summary (SLSA VSA) with a key at the site; the attestations must "
+        "then be one dssesign verify run: envelopes without bundles, or one attestation",
+    )
+    build.add_argument(
         "attestations",
         nargs="*",
         metavar="ATTESTATION",
-        help="DSSE envelopes and Sigstore bundles: a bundle STEM.TAG.sigstore.json is verified "
-        "with the envelope STEM.json, any other bundle alone (docs/offline-kit.md)",
+        help="DSSE envelopes, JSON Lines files of them (.jsonl, .intoto.jsonl) and Sigstore "
+        "bundles: a bundle STEM.TAG.sigstore.json is verified with the envelope STEM.json, "
+        "STEM.PAYLOAD.TAG.sigstore.json with the lines of STEM.jsonl, any other bundle alone "
+        "(docs/offline-kit.md)",
     )
     add_json(build)
     build.set_defaults(handler=_cmd_kit_build)
@@ -520,7 +529,12 @@ def _cmd_kit_build(args: argparse.Namespace) -> int:
     from ..kit import build_kit
 
     manifest = build_kit(
-        args.trust_root, args.out, args.attestations, args.artifacts, force=args.force
+        args.trust_root,
+        args.out,
+        args.attestations,
+        args.artifacts,
+        force=args.force,
+        with_vsa=args.with_vsa,
     )
     if args.json:
         print_json(manifest.to_dict())
@@ -529,5 +543,6 @@ def _cmd_kit_build(args: argparse.Namespace) -> int:
             f"kit written to {manifest.out_dir}: {len(manifest.attestations)} attestations, "
             f"{sum(len(b) for _, b in manifest.bundles)} bundles; "
             f"run {manifest.out_dir}/verify.sh on the offline machine"
+            + (" (--emit-vsa FILE ... signs a verification summary there)" if args.with_vsa else "")
         )
     return 0

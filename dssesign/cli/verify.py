@@ -23,6 +23,7 @@ from .common import add_json, print_json
 
 if TYPE_CHECKING:
     from ..trust import TrustRoot
+    from .verify_vsa import VsaStep
 
 #: Envelopes read per directory before we refuse (bounded work for a directory argument).
 MAX_ENVELOPES = 1_000_000
@@ -88,6 +89,12 @@ def register(commands: Any) -> None:
         help="processes for many envelopes (default: every core)",
     )
     verify.add_argument("envelopes", nargs="+", metavar="ENVELOPE|BUNDLE")
+    from .verify_jsonl import add_options as add_jsonl_options
+
+    add_jsonl_options(verify)  # FILE.jsonl: JSON Lines of attestations, --any-line
+    from .verify_vsa import add_vsa_options
+
+    add_vsa_options(verify)  # --emit-vsa FILE --vsa-key REF ...: a signed SLSA VSA
     add_json(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -101,16 +108,21 @@ class _Request:
     at: datetime | None
     require_timestamp: bool = False
     allow_stale_crl: bool = False
+    vsa: bool = False  # --emit-vsa: each report carries its VerifiedInput (verify_vsa)
 
 
 def load_trust_root_arg(
-    path: str, pins: Sequence[str], previous_path: str | None = None
+    path: str, pins: Sequence[str], previous_path: str | None = None, data: bytes | None = None
 ) -> TrustRoot:
-    """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one."""
+    """A plain trust root, or a DSSE-signed one checked against pins and/or the previous one.
+
+    `data`: the file's bytes, already read (so a VSA's policy digest is of what was loaded).
+    """
     from .._internal.strict_json import loads_strict
     from ..trust import MAX_TRUST_ROOT_BYTES, load_trust_root, verify_signed_trust_root
 
-    data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
+    if data is None:
+        data = read_bounded(path, limit=MAX_TRUST_ROOT_BYTES, what="trust root")
     document = loads_strict(data, what=f"trust root {path}")
     signed = isinstance(document, dict) and "payloadType" in document
     if signed and not pins and not previous_path:
@@ -171,8 +183,10 @@ def _init_worker(request: _Request) -> None:
 def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, dict[str, object]]:
     from ..codes import Code
     from ..limits import DEFAULT_LIMITS
-    from ..verify import failure_report, verify
+    from ..verify import VerificationResult, failure_report, verify
 
+    data: bytes | None = None
+    result: VerificationResult | None = None
     try:
         data = read_bounded(path, limit=DEFAULT_LIMITS.max_json_bytes, what="envelope")
         result = verify(
@@ -186,11 +200,12 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
             allow_stale_crl=request.allow_stale_crl,
         )
     except VerificationError as exc:
-        return exc.exit_code, {"envelope": str(path), **failure_report(exc)}
+        code, report = exc.exit_code, {"envelope": str(path), **failure_report(exc)}
     except DssesignError as exc:
         from ..verify.result import REPORT_SCHEMA_VERSION
 
-        return exc.exit_code, {
+        code = exc.exit_code
+        report = {
             "envelope": str(path),
             "schemaVersion": REPORT_SCHEMA_VERSION,
             "ok": False,
@@ -199,7 +214,14 @@ def _verify_one(path: Path, root: TrustRoot, request: _Request) -> tuple[int, di
             "signatures": [],
             "roles": {},
         }
-    return 0, {"envelope": str(path), **result.to_dict()}
+    else:
+        code, report = 0, {"envelope": str(path), **result.to_dict()}
+    if request.vsa:  # --emit-vsa: the bytes verified and the result, taken off before printing
+        from ..vsa import VerifiedInput
+        from .verify_vsa import VSA_ENTRY
+
+        report[VSA_ENTRY] = VerifiedInput.of(str(path), data, result)
+    return code, report
 
 
 def _verify_in_worker(path: Path) -> tuple[int, dict[str, object]]:
@@ -225,10 +247,25 @@ def _run_all(
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify_vsa import plan_vsa
+
+    vsa = plan_vsa(args)  # --emit-vsa: its options and output checked before any work
+    if vsa is None:
+        return _verify_command(args, None)
+    with vsa:
+        return vsa.finish(_verify_command(args, vsa))
+
+
+def _verify_command(args: argparse.Namespace, vsa: VsaStep | None) -> int:
     from ..trust import dump_trust_root, parse_time
 
     try:
-        root = load_trust_root_arg(args.trust_root, args.root_keyid, args.previous_trust_root)
+        root = load_trust_root_arg(
+            args.trust_root,
+            args.root_keyid,
+            args.previous_trust_root,
+            data=vsa.trust_root_data if vsa is not None else None,
+        )
     except VerificationError as exc:
         if args.json:  # the report is printed on failure too
             from ..verify import failure_report
@@ -242,6 +279,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         from ..intoto.predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
+    if vsa is not None:
+        vsa.prepare(root)  # the VSA key loaded before any envelope is verified
+    from .verify_jsonl import verify_jsonl_arguments
+
+    jsonl_code = verify_jsonl_arguments(
+        args, root, predicate_type, at, vsa
+    )  # None: no .jsonl given
+    if jsonl_code is not None:
+        return jsonl_code
     try:
         bundled = _bundle_mode(args.envelopes)
     except VerificationError as exc:
@@ -251,7 +297,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print_json(failure_report(exc))
         raise
     if bundled is not None:
-        code, report = _verify_bundled(root, bundled, args, predicate_type, at)
+        code, report = _verify_bundled(root, bundled, args, predicate_type, at, vsa=vsa)
         return _print_single(code, report, json_output=args.json)
     paths = _expand(args.envelopes)
     digests = list(args.digest)
@@ -270,9 +316,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         at=at,
         require_timestamp=args.require_timestamp,
         allow_stale_crl=args.allow_stale_crl,
+        vsa=vsa is not None,
     )
     jobs = args.jobs or os.cpu_count() or 1
     results = _run_all(paths, root, request, jobs)
+    if vsa is not None:
+        results = vsa.collect(results, len(paths))
     if len(paths) == 1:
         code, report = next(results)
         report.pop("envelope")
@@ -295,7 +344,8 @@ def _print_single(code: int, report: dict[str, Any], *, json_output: bool) -> in
         for identity in report.get("identitiesCounted", []):
             label = f" ({safe(identity['label'])})" if identity.get("label") else ""
             print(
-                f"  {'keyless':<26} {safe(identity['issuer'])} {safe(identity['subject'])}{label}"
+                f"  {identity.get('kind', 'keyless'):<26} {safe(identity['issuer'])} "
+                f"{safe(identity['subject'])}{label}"
             )
         for name, role in roles.items():
             state = "met" if role["met"] else "not met"
@@ -404,6 +454,8 @@ def _verify_bundled(
     args: argparse.Namespace,
     predicate_type: str | None,
     at: datetime | None,
+    *,
+    vsa: VsaStep | None = None,
 ) -> tuple[int, dict[str, Any]]:
     from ..verify import failure_report, verify, verify_bundle
 
@@ -432,7 +484,11 @@ def _verify_bundled(
                 allow_stale_crl=args.allow_stale_crl,
             )
     except VerificationError as exc:
+        if vsa is not None:  # --emit-vsa: every file verified, and the result (None: failed)
+            vsa.add_bundled(args.envelopes, bundled.envelope, bundled.bundles, None)
         return exc.exit_code, failure_report(exc)
+    if vsa is not None:
+        vsa.add_bundled(args.envelopes, bundled.envelope, bundled.bundles, result)
     return 0, result.to_dict()
 
 

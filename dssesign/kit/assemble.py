@@ -24,6 +24,7 @@ from .inputs import (
     _Attestation,
     _check_name,
     _check_out_dir,
+    _check_vsa_plan,
     _open_regular,
     _plan_artifacts,
     _plan_attestations,
@@ -68,12 +69,19 @@ def build_kit(
     wheel_source: WheelSource | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    with_vsa: bool = False,
 ) -> KitManifest:
     """Write an offline verification kit to `out_dir` and return its manifest.
 
     The kit is assembled in a temporary sibling directory and renamed into place, so `out_dir`
     never holds half a kit. An existing non-empty `out_dir` is refused unless `force` is set
     and it is itself a kit (holds a dssesign MANIFEST.json), which is then replaced whole.
+
+    `with_vsa`: the kit's `verify.sh --emit-vsa FILE --vsa-key REF --resource-uri URI ...` may
+    write a signed verification summary (SLSA VSA) of the kit's verdict with a key that lives
+    on the receiving side; without it verify.sh refuses `--emit-vsa`. The attestations must
+    then be one `dssesign verify` run (several envelopes without bundles, or one attestation
+    with its bundles).
     """
     say = progress or (lambda _message: None)
     source = wheel_source or WheelSource()
@@ -82,6 +90,8 @@ def build_kit(
     # Every input is read and checked before the slow part (wheels) starts.
     trust_root = _read_trust_root(Path(trust_root_path))
     attestation_files = _plan_attestations(attestations)
+    if with_vsa:
+        _check_vsa_plan(attestation_files)
     artifact_files = _plan_artifacts(Path(artifacts_dir)) if artifacts_dir is not None else []
     inputs = [Path(trust_root_path)]
     for attestation in attestation_files:
@@ -112,6 +122,7 @@ def build_kit(
             extras=_extras_needed(trust_root, attestation_files),
             source=source,
             say=say,
+            with_vsa=with_vsa,
         )
         # Private (mkdtemp's 0700) while files are written, so no copy is ever readable by
         # others before its final mode is set; a kit is meant to be read by others.
@@ -128,7 +139,13 @@ def _extras_needed(
     trust_root: _TrustRootInput, attestations: Sequence[_Attestation]
 ) -> tuple[str, ...]:
     """The sigstore extra when a keyless bundle or the trust root's sigstore section needs it;
-    kits for keyed trust roots (keyed bundles included) stay without it."""
+    kits for keyed trust roots (keyed bundles included) stay without it.
+
+    `with_vsa` adds nothing: signing a summary with a key file (`dssesign verify --emit-vsa
+    --vsa-key FILE`, bundles and audit log included) imports only dssesign itself (its wheel
+    holds the signing stack and the VSA schema), pyca/cryptography and jsonschema-rs, which
+    every kit carries (measured by installing a kit's wheels offline into a fresh venv).
+    """
     if trust_root.sigstore or any(a.keyless for a in attestations):
         return (SIGSTORE_EXTRA,)
     return ()
@@ -147,6 +164,7 @@ def _assemble(
     extras: tuple[str, ...],
     source: WheelSource,
     say: Progress,
+    with_vsa: bool = False,
 ) -> KitManifest:
     files: dict[str, KitFile] = {}
 
@@ -212,6 +230,7 @@ def _assemble(
         dssesign_version=wheels.dssesign.version,
         python_versions=wheels.python_versions,
         installer=installer,
+        with_vsa=with_vsa,
     )
     files[VERIFY_SCRIPT] = _write(staging, VERIFY_SCRIPT, script.encode(), mode=0o755)
     files[README_FILE] = _write(staging, README_FILE, _resource("README.txt").encode())
@@ -234,6 +253,7 @@ def _assemble(
         installer=installer,
         files=listed,
         fingerprint="",
+        with_vsa=with_vsa,
     )
     manifest_bytes = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
     if len(manifest_bytes) > MAX_MANIFEST_BYTES:
@@ -355,13 +375,18 @@ def _publish(staging: Path, out: Path) -> None:
 
 
 def _render_verify_script(
-    *, dssesign_version: str, python_versions: Sequence[str], installer: str
+    *,
+    dssesign_version: str,
+    python_versions: Sequence[str],
+    installer: str,
+    with_vsa: bool = False,
 ) -> str:
     return (
         _resource("verify.sh.in")
         .replace("@DSSESIGN_VERSION@", shlex.quote(dssesign_version))
         .replace("@PYTHON_VERSIONS@", shlex.quote(" ".join(python_versions)))
         .replace("@INSTALLER@", shlex.quote(installer))
+        .replace("@WITH_VSA@", "1" if with_vsa else "0")
         .replace("@MAX_FILES@", str(MAX_KIT_FILES))
         .replace("@MAX_SUMS_BYTES@", str(MAX_SUMS_BYTES))
         .replace("@MAX_LINE_BYTES@", str(64 + 2 + MAX_PATH_BYTES))

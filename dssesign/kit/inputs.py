@@ -17,7 +17,7 @@ from .._internal.strict_json import loads_strict
 from ..core.dsse import Envelope
 from ..errors import ConfigError, DssesignError, InputError, VerificationError
 from ..limits import DEFAULT_LIMITS
-from ..sign.bundles import BUNDLE_SUFFIX, bundle_stem
+from ..sign.bundles import BUNDLE_SUFFIX, PAYLOAD_TAG_CHARS, bundle_stem
 from ..trust import (
     MAX_TRUST_ROOT_BYTES,
     TrustRoot,
@@ -26,6 +26,7 @@ from ..trust import (
     verify_signed_trust_root,
 )
 from ..verify.bundles import is_bundle_document, parse_bundle
+from ..verify.jsonl import is_jsonl_name, read_jsonl
 from .layout import (
     _O_CLOEXEC,
     KIT_MEDIA_TYPE,
@@ -191,6 +192,9 @@ class _Input:
     keyless: bool
     #: SHA-256 of the bytes checked here: the kit gets exactly those bytes or the build fails.
     sha256: str
+    #: JSON Lines (`.jsonl`): `lines` DSSE envelopes or Sigstore bundles, one per line.
+    jsonl: bool = False
+    lines: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,9 @@ def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[_Attesta
 
     A bundle named `<stem>.<tag>.sigstore.json` (no dot in tag, as `--bundle-dir` writes them)
     goes with the envelope whose name is `<stem>.json` (or `.dsse.json`, ...: `bundle_stem`);
-    any other bundle is verified alone. Names that could mean either are refused.
+    one named `<stem>.<payload tag>.<tag>.sigstore.json` with the JSON Lines file `<stem>.jsonl`
+    (a line's bundle, as `attest --out FILE.jsonl --bundle-dir` names it); any other bundle is
+    verified alone. Names that could mean either are refused.
     """
     if isinstance(paths, str | bytes):
         raise ConfigError("attestations must be a sequence of paths, not one string")
@@ -241,20 +247,50 @@ def _plan_attestations(paths: Sequence[str | os.PathLike[str]]) -> list[_Attesta
     limit = DEFAULT_LIMITS.max_signatures
     for envelope in envelopes:
         bundles = tuple(grouped[envelope.name])
-        if len(bundles) > limit:
+        if len(bundles) > limit * envelope.lines:
             raise InputError(
                 f"attestation {envelope.path}: {len(bundles)} bundles go with it; "
                 f"dssesign verify takes at most {limit} bundles per envelope"
             )
-        keyless = any(bundle.keyless for bundle in bundles)
+        keyless = envelope.keyless or any(bundle.keyless for bundle in bundles)
         plan[envelope.name] = _Attestation(
             envelope.name, envelope.path, False, envelope.sha256, bundles, keyless
         )
     return [entry for entry in plan.values() if entry is not None]
 
 
+def _check_vsa_plan(attestations: Sequence[_Attestation]) -> None:
+    """`with_vsa`: the kit must be one `dssesign verify` run, since one run writes one summary.
+
+    On the receiving side `verify.sh --emit-vsa` verifies the whole kit once more in a single
+    `dssesign verify --emit-vsa` run, which takes either several DSSE envelopes without bundles
+    or one attestation (an envelope with its bundles, a JSON Lines file with its lines'
+    bundles, a bundle alone). Anything else is refused now, before any wheel is gathered,
+    rather than on the air-gapped side. ConfigError, in one line, naming the attestation.
+    """
+    if len(attestations) <= 1:
+        return
+    for attestation in attestations:
+        if attestation.bundles:
+            why = f"comes with {len(attestation.bundles)} bundle(s)"
+        elif attestation.lone_bundle:
+            why = "is a Sigstore bundle verified alone"
+        elif is_jsonl_name(attestation.name):
+            why = "is a JSON Lines file"
+        else:
+            continue
+        raise ConfigError(
+            f"--with-vsa: attestation {attestation.path} {why}, but one verification summary "
+            f"is one dssesign verify run: several DSSE envelopes without bundles, or a single "
+            f"attestation with its bundles ({len(attestations)} attestations given); build one "
+            "kit per attestation"
+        )
+
+
 def _read_input(path: Path) -> _Input:
     _check_name(path.name, "attestation")
+    if is_jsonl_name(path.name):
+        return _read_jsonl_input(path)
     # A cheap sanity check (the verifier on the other side does the real work), but enough that
     # only a DSSE envelope or a Sigstore bundle is ever shipped: never some other JSON file, such
     # as a credential, that a glob or a link picked up. A named file may be a symbolic link
@@ -281,6 +317,23 @@ def _read_input(path: Path) -> _Input:
     return _Input(path.name, path, bundle=True, keyless=not parsed.keyed, sha256=digest)
 
 
+def _read_jsonl_input(path: Path) -> _Input:
+    """A JSON Lines file: every line a DSSE envelope or a Sigstore bundle (`read_jsonl`)."""
+    limit = DEFAULT_LIMITS.max_jsonl_bytes
+    data, _mode = _read_regular(path, limit=limit, what="attestation")
+    try:
+        lines = read_jsonl(data)
+    except InputError as exc:
+        raise InputError(f"attestation {path}: {exc}") from None
+    keyless = any(line.keyless for line in lines)
+    digest = hashlib.sha256(data).hexdigest()
+    return _Input(path.name, path, False, keyless, digest, jsonl=True, lines=len(lines))
+
+
+def _is_payload_tag(text: str) -> bool:
+    return len(text) == PAYLOAD_TAG_CHARS and all(c in "0123456789abcdef" for c in text)
+
+
 def _bundle_owner(bundle: _Input, by_stem: Mapping[str, list[_Input]]) -> _Input | None:
     """The envelope a bundle goes with, by name; None: verified alone."""
     if not bundle.name.endswith(BUNDLE_SUFFIX):
@@ -294,6 +347,11 @@ def _bundle_owner(bundle: _Input, by_stem: Mapping[str, list[_Input]]) -> _Input
         )
     stem, dot, tag = base.rpartition(".")
     owners = by_stem.get(stem, []) if dot and tag else []
+    if not owners and dot and tag:
+        # A JSON Lines file's bundle: <stem>.<payload tag>.<tag>.sigstore.json.
+        stem, dot, payload = stem.rpartition(".")
+        if dot and _is_payload_tag(payload):
+            owners = [owner for owner in by_stem.get(stem, []) if owner.jsonl]
     if len(owners) > 1:
         shown = " and ".join(str(owner.path) for owner in owners)
         raise InputError(

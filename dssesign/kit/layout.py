@@ -146,6 +146,9 @@ class KitManifest:
     files: tuple[KitFile, ...]
     #: SHA-256 of SHA256SUMS: compare it with the value the builder sent by another channel.
     fingerprint: str
+    #: Built with `with_vsa` (`kit build --with-vsa`): `verify.sh --emit-vsa` may write a
+    #: signed verification summary (SLSA VSA) of the kit's verdict on the receiving side.
+    with_vsa: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The MANIFEST.json object; `out_dir` and `fingerprint` are not part of it."""
@@ -164,6 +167,7 @@ class KitManifest:
             "bundles": {name: list(files) for name, files in self.bundles},
             "artifacts": list(self.artifacts),
             "extras": list(self.extras),
+            "withVsa": self.with_vsa,
             "wheels": list(self.wheels),
             "installer": self.installer,
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],

@@ -19,11 +19,16 @@ File names (deterministic, in DIR; STEM is the envelope file name without `.json
   keyed    STEM.<first 16 hex digits of the keyid>.sigstore.json   (full keyid if two collide;
            with a certificate too: the keyid is the key's, as in the envelope)
   keyless  STEM.keyless-<n>.sigstore.json   n = 1, 2, ... in envelope order among keyless ones
+For a JSON Lines output (`--out FILE.jsonl`, one envelope per line, `--append`) every name also
+carries the envelope's payload: STEM.<first 16 hex digits of its SHA-256>.<keyid16 or
+keyless-n>.sigstore.json, so the bundles of two lines signed by one key never collide
+(`payload_tag`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +56,8 @@ _ENVELOPE_SUFFIXES = (".dsse.json", ".json", ".jsonl", ".dsse")
 #: Stem used when the envelope goes to stdout.
 DEFAULT_STEM = "envelope"
 _KEYID_PREFIX = 16
+#: Hex digits of the payload's SHA-256 in a JSON Lines output's bundle names.
+PAYLOAD_TAG_CHARS = 16
 
 
 @runtime_checkable
@@ -143,14 +150,24 @@ def is_keyless(signer: object) -> bool:
     return isinstance(signer, BundleSource)
 
 
-def bundle_names(signers: Sequence[Signer], stem: str) -> list[str]:
+def payload_tag(payload: bytes) -> str:
+    """What a JSON Lines output's bundle names carry of the payload: its SHA-256, 16 hex digits."""
+    return hashlib.sha256(payload).hexdigest()[:PAYLOAD_TAG_CHARS]
+
+
+def bundle_names(
+    signers: Sequence[Signer], stem: str, *, payload: bytes | None = None
+) -> list[str]:
     """The bundle file name for each signer's signature, in order (see the module docstring).
 
     Called with every signer before signing, it names each file a command may write, so each
-    can be checked before any signature is made.
+    can be checked before any signature is made. With `payload` (a JSON Lines output), each
+    name carries its `payload_tag` after the stem.
     """
     if not stem or "/" in stem or stem in {".", ".."}:
         raise ConfigError(f"bad bundle file stem {stem!r}")
+    if payload is not None:
+        stem = f"{stem}.{payload_tag(payload)}"
     prefixes = [s.keyid[:_KEYID_PREFIX] for s in signers if not is_keyless(s)]
     full_names = len(set(prefixes)) != len(prefixes)  # never seen; stay deterministic anyway
     names = []
@@ -170,8 +187,12 @@ def bundles_for(
     signers: Sequence[Signer],
     stem: str,
     timestamps: Sequence[Sequence[bytes]] = (),
+    *,
+    per_payload: bool = False,
 ) -> list[BundleFile]:
     """One bundle per envelope signature; `signers[i]` made `envelope.signatures[i]`.
+
+    `per_payload` (a JSON Lines output) names them with the payload's tag (`bundle_names`).
 
     `timestamps[i]` (if given) are signature i's RFC 3161 tokens, carried in its keyed bundle.
     A `certified.CertifiedSigner`'s bundle carries its certificate (see `keyed_bundle`).
@@ -181,7 +202,7 @@ def bundles_for(
     """
     if len(signers) != len(envelope.signatures):
         raise ValueError("one signer per envelope signature is needed")
-    names = bundle_names(signers, stem)
+    names = bundle_names(signers, stem, payload=envelope.payload if per_payload else None)
     files: list[BundleFile] = []
     for index, (signer, signature, name) in enumerate(
         zip(signers, envelope.signatures, names, strict=True)

@@ -6,6 +6,7 @@ tests/unit/verify/test_standalone.py hold it to that).
 
 from ..codes import CODES, Code
 from .envelope import verify, verify_bundle
+from .jsonl import JsonlLine, LineOutcome, jsonl_passed, read_jsonl, verify_jsonl
 from .result import (
     REPORT_SCHEMA_VERSION,
     CountedIdentity,
@@ -26,14 +27,19 @@ __all__ = [
     "Code",
     "CountedIdentity",
     "CountedKey",
+    "JsonlLine",
+    "LineOutcome",
     "MatchedSubject",
     "RoleReport",
     "SignatureReport",
     "VerificationFailure",
     "VerificationResult",
     "failure_report",
+    "jsonl_passed",
+    "read_jsonl",
     "role_reports",
     "signature_reports",
     "verify",
     "verify_bundle",
+    "verify_jsonl",
 ]

@@ -38,7 +38,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._internal.text import clip, escape_controls
 from ..codes import Code
@@ -389,7 +389,12 @@ def _finish(
             run.identities_excluded[who] = Code.TIMESTAMP_REQUIRED
             run.warnings.append(f"not counted: {message}")
         elif allowed:
-            signers.append(CountedIdentity(signer.issuer, signer.subject, allowed[0].label))
+            kind: Literal["keyless", "certificate"] = (
+                "certificate" if hasattr(signer, "signed_at") else "keyless"
+            )
+            signers.append(
+                CountedIdentity(signer.issuer, signer.subject, allowed[0].label, kind=kind)
+            )
             run.identity_names[signer.issuer, signer.subject] = tuple(
                 r.name for r in allowed if r.name is not None
             )

@@ -71,15 +71,23 @@ class CountedKey:
 
 @dataclass(frozen=True)
 class CountedIdentity:
-    """A keyless signer (OIDC issuer + certificate SAN) whose bundle counted toward the policy."""
+    """A signer named by a certificate whose bundle counted toward the policy: keyless (OIDC
+    issuer + Fulcio certificate SAN) or an organisation certificate (`issuer` is then the
+    name of the trust root's CA its identity rule names, `subject` the SAN or DN matched)."""
 
     issuer: str
     subject: str
     label: str | None = None
+    kind: Literal["keyless", "certificate"] = "keyless"
 
     def to_dict(self) -> dict[str, object]:
         """One ``identitiesCounted`` entry of the ``--json`` report."""
-        return {"issuer": self.issuer, "subject": self.subject, "label": self.label}
+        return {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "label": self.label,
+            "kind": self.kind,
+        }
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,7 @@ class VerificationResult:
         what = self.predicate_type or "a messageSignature bundle"
         return (
             f"verified {what}{legacy}: {count} distinct trusted {noun}"
-            f"{_identities_phrase(len(self.identities_counted))} counted "
+            f"{_identities_phrase(self.identities_counted)} counted "
             f"(threshold {self.threshold}), {len(self.subjects_matched)} subject match(es)"
         )
 
@@ -202,10 +210,13 @@ class VerificationResult:
         }
 
 
-def _identities_phrase(count: int) -> str:
-    if not count:
-        return ""
-    return f" and {count} keyless {'identity' if count == 1 else 'identities'}"
+def _identities_phrase(identities: tuple[CountedIdentity, ...]) -> str:
+    phrase = ""
+    for kind in ("keyless", "certificate"):
+        count = sum(1 for i in identities if i.kind == kind)
+        if count:
+            phrase += f" and {count} {kind} {'identity' if count == 1 else 'identities'}"
+    return phrase
 
 
 def signature_reports(error: VerificationError) -> tuple[SignatureReport, ...]:

@@ -148,7 +148,12 @@ def test_keyless_and_keyed_signatures_meet_a_threshold_of_two(
     code, report = _verify(capsys, root, first.envelope, first.keyless, first.keyed)
     assert code == 0, report
     assert report["identitiesCounted"] == [
-        {"issuer": sigstore_instance.issuer, "subject": sigstore_instance.subject, "label": None}
+        {
+            "issuer": sigstore_instance.issuer,
+            "subject": sigstore_instance.subject,
+            "label": None,
+            "kind": "keyless",
+        }
     ]
     assert len(report["keysCounted"]) == 1  # type: ignore[arg-type]
     # Without its bundle the keyless signature cannot count: one key is below two.

@@ -399,7 +399,7 @@ def test_keyless_dsse_bundle_alone_and_with_its_envelope() -> None:
     result = verify(envelope_of(bundle), root, bundles=[bundle], digests=[digest])
     assert result.identities_counted == alone.identities_counted
     assert result.to_dict()["identitiesCounted"] == [
-        {"issuer": ISSUER, "subject": SUBJECT, "label": None}
+        {"issuer": ISSUER, "subject": SUBJECT, "label": None, "kind": "keyless"}
     ]
     # The envelope alone: the keyless signature has no trusted key.
     refused(lambda: verify(envelope_of(bundle), root), "NO_VALID_SIGNATURE")
