@@ -85,6 +85,7 @@ class Code(StrEnum):
     CA_NOT_TRUSTED_AT_TIME = "CA_NOT_TRUSTED_AT_TIME"
     IDENTITY_REVOKED = "IDENTITY_REVOKED"
     CRL_STALE = "CRL_STALE"
+    VSA_NOT_PASSED = "VSA_NOT_PASSED"
     UNREADABLE = "UNREADABLE"
     INTERNAL = "INTERNAL"
 
@@ -151,6 +152,8 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         "root at or before the signing time",
         Code.CRL_STALE: "a carried CRL's nextUpdate is before the signing time (--allow-stale-crl "
         "accepts it)",
+        Code.VSA_NOT_PASSED: "a verification summary (SLSA VSA) verified, but it says FAILED, not "
+        "PASSED",
         Code.TOO_MANY_TIMESTAMPS: "a signature carries more than 32 RFC 3161 timestamps, or the "
         "same one twice",
         Code.TIMESTAMP_INVALID: "an RFC 3161 timestamp is unreadable (size, strict DER), not "

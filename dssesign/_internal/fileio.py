@@ -187,6 +187,15 @@ class OutputSet:
         _write_closing(fd, data, output, mode=output.mode, sync=True)
         output.written = True
 
+    def append_target(self, path: str | os.PathLike[str]) -> None:
+        """`path` is a file appended to under its lock (JSON Lines --append): published last,
+        after the files that belong with its new line, and never removed on a failure (it may
+        hold lines another writer appended since it was planned). Call it under the lock."""
+        key = os.fspath(path)
+        output = self._outputs.pop(key)
+        output.existed = output.existed or output.target.exists()
+        self._outputs[key] = output
+
     def publish(self) -> None:
         """Write the in-place outputs, then rename every temp file over its target.
 

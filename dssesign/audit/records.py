@@ -177,6 +177,8 @@ def signing_fields(record: SigningRecord) -> dict[str, Any]:
         fields["exportable"] = True  # the key can leave its device (allow-exportable/-extractable)
     if record.timestamps:
         fields["timestamps"] = [dict(stamp) for stamp in record.timestamps]
+    if record.certificate_sha256 is not None:
+        fields["certificateSha256"] = record.certificate_sha256  # the key's organisation cert
     code = error_code(record)
     if code is not None:
         fields["errorCode"] = code

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from .._internal.fileio import OutputSet
     from ..audit import AuditLog
+    from ..core.dsse import Envelope
     from ..sign.multisign import SigningContext, SigningResult
     from ..sign.signer import Signer
     from ..sign.timestamps import Timestamping
@@ -298,8 +299,10 @@ def _sign_and_emit(
             if args.out:
                 data = envelope.to_json() + b"\n"
                 if jsonl is not None:
-                    data, summary["line"] = _jsonl_content(jsonl, envelope.to_json())
+                    data, summary["line"] = _jsonl_content(jsonl, envelope)
                 outputs.write(args.out, data)
+                if appending:
+                    outputs.append_target(args.out)
             if audit is not None:
                 # Durable and checkpointed once everything is staged: no record, no envelope,
                 # and after the record only the renames can still fail.
@@ -457,14 +460,31 @@ def _existing_lines(path: str, known: bytes | None) -> bytes:
     return data
 
 
-def _jsonl_content(plan: _JsonlOut, line: bytes) -> tuple[bytes, int]:
+def _jsonl_content(plan: _JsonlOut, envelope: Envelope) -> tuple[bytes, int]:
     """The whole new file and the number of its new line. With --append (under the lock) the
-    lines there now, checked again if they changed since, then this one, ending as they do."""
+    lines there now, checked again if they changed since, then this one, ending as they do.
+
+    A payload already in the file is refused: its line's bundles would have the same names
+    (they are named by payload and key), and a file of attestations holds each one once.
+    """
+    line = envelope.to_json()
     if not plan.append:
         return line + b"\n", 1
     from ..limits import exceeded
+    from ..verify.jsonl import read_jsonl
 
     data = _existing_lines(plan.path, plan.checked)
+    if data:
+        for existing in read_jsonl(data, envelopes_only=True):
+            if existing.envelope is not None and (
+                existing.envelope.payload == envelope.payload
+                and existing.envelope.payload_type == envelope.payload_type
+            ):
+                raise InputError(
+                    f"--append: line {existing.number} of --out {plan.path} already holds this "
+                    "payload; a JSON Lines file holds each attestation once (and its bundles "
+                    "would take the same names)"
+                )
     end = b"\r\n" if data.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
     if data and not data.endswith(b"\n"):
         data += end

@@ -410,7 +410,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for uri, rule in policy.per_type.items():
         stamped = ", timestamp required" if rule.require_timestamp else ""
         roles = role_requirement(rule.required_roles, rule.any_role)
-        print(f"  for {uri}: threshold {rule.threshold}{stamped}{roles}")
+        print(f"  for {escape_controls(uri)}: threshold {rule.threshold}{stamped}{roles}")
     for key in root.keys:
         window = (
             f"{format_time(key.valid_from) if key.valid_from else '-'} .. "
@@ -419,21 +419,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
         state = f"REVOKED {format_time(key.revocation.time)}" if key.revocation else "active"
         print(f"key {key.keyid} {key.public_key.algorithm.name} {state} [{window}]")
         if key.label:
-            print(f"    label: {key.label}")
+            print(f"    label: {escape_controls(key.label)}")
         if key.predicate_types:
-            print(f"    types: {', '.join(key.predicate_types)}")
+            print(f"    types: {escape_controls(', '.join(key.predicate_types))}")
     if root.keyless is not None:
         # A list: the trust root's checks refuse anything else.
         tlogs = root.keyless.trusted_root.get("tlogs", [])
         print(f"sigstore: trusted root with {len(tlogs)} tlog(s)")
         for identity in root.keyless.identities:
-            label = f" ({identity.label})" if identity.label else ""
+            label = f" ({escape_controls(identity.label)})" if identity.label else ""
             named = f" [{escape_controls(identity.name)}]" if identity.name else ""
-            print(f"identity {identity.issuer} {identity.shown_subject}{label}{named}")
+            shown = escape_controls(f"{identity.issuer} {identity.shown_subject}")
+            print(f"identity {shown}{label}{named}")
             for name, value in identity.extensions.items():
-                print(f"    {name}: {value}")
+                print(f"    {escape_controls(name)}: {escape_controls(value)}")
             if identity.predicate_types:
-                print(f"    types: {', '.join(identity.predicate_types)}")
+                print(f"    types: {escape_controls(', '.join(identity.predicate_types))}")
     for authority in root.timestamp_authorities:
         for line in tsa_lines(authority):
             print(line)

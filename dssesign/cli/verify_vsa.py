@@ -394,7 +394,9 @@ class VsaStep:
                 "(--emit-vsa-on-failure writes a FAILED one)",
                 file=sys.stderr,
             )
-            return code
+            # A command that passed (--any-line) but wrote no summary must not exit 0: a
+            # script's `verify ... && upload SUMMARY` would ship an older one.
+            return code or 1
         self._emit(verdict)
         return code
 

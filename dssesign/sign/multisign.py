@@ -18,6 +18,7 @@ from ..codes import SignFailure
 from ..core.dsse import Envelope, Signature, pae
 from ..errors import ConfigError, SigningError
 from .bundles import is_keyless
+from .certified import CertifiedSigner
 from .countersign import check_countersigners
 from .signer import Signer
 
@@ -68,6 +69,8 @@ class SigningRecord:
     exportable: bool = False
     #: The RFC 3161 timestamps the signature went out with: TSA URL, time and serial each.
     timestamps: tuple[Mapping[str, str], ...] = ()
+    #: SHA-256 of the organisation certificate (DER) the key signed under (`--certificate`).
+    certificate_sha256: str | None = None
 
 
 RecordHook = Callable[[SigningRecord], None]
@@ -346,6 +349,9 @@ def _records(
             context=context,
             exportable=is_exportable(signer),
             timestamps=outcome.stamps,
+            certificate_sha256=(
+                signer.fingerprint if isinstance(signer, CertifiedSigner) else None
+            ),
         )
         for signer, outcome in pairs
     ]

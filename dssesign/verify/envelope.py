@@ -415,6 +415,8 @@ def _finish(
         excluded=excluded,
         identities=signers,
     )
+    if actual_type == VSA_TYPE:
+        _check_vsa_passed(statement)
 
     # 8. Artifacts and digests.
     subjects = statement["subject"]
@@ -436,6 +438,25 @@ def _finish(
         signatures=_signature_reports(run, None),
         roles=dict(run.roles),
     )
+
+
+#: The SLSA VSA v1 predicate type (`intoto.predicates.VSA_URI`; not imported from there:
+#: the verifier loads no schema machinery).
+VSA_TYPE = "https://slsa.dev/verification_summary/v1"
+
+
+def _check_vsa_passed(statement: Mapping[str, Any]) -> None:
+    """An authentic verification summary that does not say PASSED is a refusal, never an OK:
+    a gate that checks `verify --type vsa` must not admit what the verifier failed."""
+    predicate = statement.get("predicate")
+    verdict = predicate.get("verificationResult") if isinstance(predicate, Mapping) else None
+    if verdict != "PASSED":
+        shown = clip(escape_controls(repr(verdict)), 40)
+        raise _Stop(
+            Code.VSA_NOT_PASSED,
+            f"the verification summary is authentic but its verificationResult is {shown}, "
+            "not PASSED",
+        )
 
 
 def _verify_bundle_alone(

@@ -130,6 +130,15 @@ def read_jsonl(
     return lines
 
 
+#: Members only a Sigstore bundle has: an envelope line holding any of them is refused.
+_BUNDLE_MEMBERS: Final = frozenset(
+    {"mediaType", "verificationMaterial", "dsseEnvelope", "messageSignature"}
+)
+
+
+_ENVELOPE_MEMBERS: Final = frozenset({"payload", "payloadType", "signatures"})
+
+
 def _read_line(number: int, text: bytes, limits: Limits) -> JsonlLine:
     where = f"line {number}"
     if not text.strip(b" \t\r"):
@@ -157,6 +166,13 @@ def _read_line(number: int, text: bytes, limits: Limits) -> JsonlLine:
                     "attestation (a line must hold a dsseEnvelope)"
                 )
             return JsonlLine(number, "bundle", text, parsed.envelope, parsed)
+    if _BUNDLE_MEMBERS.intersection(document) and _ENVELOPE_MEMBERS.intersection(document):
+        # Both at once: tools that read it as a bundle would see another envelope than the
+        # one verified here. A line is one or the other.
+        raise InputError(
+            f"{where}: holds both DSSE envelope and Sigstore bundle members (a line is one of "
+            "the two)"
+        )
     try:
         envelope = Envelope.from_dict(document, limits=limits)
     except DssesignError as exc:

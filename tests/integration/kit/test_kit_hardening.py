@@ -19,11 +19,15 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from dssesign.errors import ConfigError, InputError
+from dssesign.intoto.statement import PAYLOAD_TYPE, build_statement, statement_payload
+from dssesign.intoto.subjects import subject_from_file
 from dssesign.kit import (
     MAX_KIT_FILES,
     MAX_MANIFEST_BYTES,
@@ -33,14 +37,21 @@ from dssesign.kit import (
     build_kit,
 )
 from dssesign.kit.inputs import _check_name
+from dssesign.sign.multisign import MultiProfileSigner
+from dssesign.trust import add_key, dump_trust_root, init_trust_root
+from tests.conftest import signer_for
 from tests.integration.kit.test_kit import (  # noqa: F401 - module fixtures: this module builds its own kit once
     ARTIFACT,
+    PREDICATE_TYPE,
     Inputs,
+    Run,
+    _offline_env,
     copy_kit,
     inputs,
     kit,
     own_wheel,
     reuse_wheels,
+    rewrite_sums,
     run_verify,
     wheel_cache,
 )
@@ -435,3 +446,87 @@ def test_sums_written_by_build_pass_the_verify_sh_format(kit: KitManifest) -> No
         assert len(digest) == 64 and name and not name.startswith((".", "-", "/")), line
         assert name.count("/") <= 2 and "\\" not in name, line
         assert hashlib.sha256((kit.out_dir / name).read_bytes()).hexdigest() == digest
+
+
+# --- verify.sh reads only what it checked ----------------------------------------------------
+
+
+def test_verify_sh_ignores_files_swapped_after_the_sums_check(
+    inputs: Inputs, kit: KitManifest, tmp_path: Path
+) -> None:
+    """Whoever can write to the kit's folder while verify.sh runs swaps in their own trust root
+    and an attestation it trusts right after the fingerprint is printed (the SHA256SUMS check):
+    verify.sh verifies the copies it checked, never the swapped files."""
+    moved = copy_kit(kit, tmp_path / "kit")
+    attacker = signer_for("ed25519", 9)
+    evil_root = dump_trust_root(
+        add_key(init_trust_root(threshold=1), attacker.public_key), allow_incomplete=False
+    )
+    statement = build_statement(
+        [subject_from_file(ARTIFACT)], PREDICATE_TYPE, {"run": 1, "reviewed": True}
+    )
+    evil = MultiProfileSigner([attacker]).sign(statement_payload(statement), PAYLOAD_TYPE)
+    target = moved / "attestations" / inputs.good[0].name
+    proc = subprocess.Popen(
+        [str(moved / "verify.sh")],
+        cwd=tmp_path,
+        env=_offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    err = []
+    for line in proc.stderr:
+        err.append(line)
+        if line.startswith("kit fingerprint"):
+            (moved / "trust-root.json").write_bytes(evil_root)
+            target.write_bytes(evil.to_json())
+    out, _ = proc.communicate(timeout=180)
+    run = Run(proc.returncode, out, "".join(err))
+    assert target.read_bytes() == evil.to_json(), "the swap happened while verify.sh ran"
+    # Read in place, the swapped root would pass the swapped attestation and fail the other.
+    assert run.code == 0, run
+    assert run.lines[-1] == "OK: 2 of 2 attestation(s) verified against trust-root.json", run
+
+
+def test_pip_never_sees_the_key_password(kit: KitManifest, tmp_path: Path) -> None:
+    """With --emit-vsa, $DSSESIGN_KEY_PASSWORD reaches only the final `dssesign verify
+    --emit-vsa` run: pip (here a stand-in that records its environment and arguments) runs
+    without it, from the checked copy of wheels/, not from the kit's folder."""
+    moved = copy_kit(kit, tmp_path / "kit")
+    script = moved / "verify.sh"
+    script.write_text(script.read_text().replace("KIT_WITH_VSA=0", "KIT_WITH_VSA=1", 1))
+    record = tmp_path / "pip-saw.json"
+    with zipfile.ZipFile(moved / kit.installer, "w") as fake:
+        fake.writestr(
+            "pip/__main__.py",
+            "import json, os, sys\n"
+            f"with open({str(record)!r}, 'w') as out:\n"
+            "    json.dump({'env': dict(os.environ), 'argv': sys.argv}, out)\n"
+            "raise SystemExit(3)\n",
+        )
+    rewrite_sums(moved)
+    password = "pw-never-for-pip-0123456789"
+    proc = subprocess.run(
+        [str(script), "--emit-vsa", "vsa.json", "--vsa-key", "vsa.key", "--resource-uri",
+         "https://example.com/hello-1.0.tar.gz"],
+        cwd=tmp_path,
+        env={**_offline_env(), "DSSESIGN_KEY_PASSWORD": password, "KIT_TEST_CONTROL": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc
+    assert "installing dssesign from wheels/ failed" in proc.stderr, proc
+    saw = json.loads(record.read_text())
+    assert saw["env"].get("KIT_TEST_CONTROL") == "1", "the stand-in ran with verify.sh's env"
+    assert "DSSESIGN_KEY_PASSWORD" not in saw["env"]
+    assert password not in json.dumps(saw)
+    kit_dir = str(moved.resolve())
+    assert not [arg for arg in saw["argv"] if arg.startswith(kit_dir)], saw["argv"]
+    # The passphrase is handed on to the emit run only, and nothing else exports it.
+    text = script.read_text()
+    assert text.count("export DSSESIGN_KEY_PASSWORD") == 1
+    assert "export -n DSSESIGN_KEY_PASSWORD\n" in text

@@ -274,8 +274,8 @@ def test_concurrent_appends_lose_nothing_and_leave_no_half_line(
 
 def test_sign_writes_json_lines_too(setup: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "blobs.jsonl"
-    for _ in range(2):
-        run = dssesign(
+    runs = [
+        dssesign(
             "sign",
             "--payload",
             ARTIFACT,
@@ -289,11 +289,19 @@ def test_sign_writes_json_lines_too(setup: dict[str, Path], tmp_path: Path) -> N
             tmp_path / "b",
             env=PASSWORD,
         )
-        assert run.code == 0, run
+        for _ in range(2)
+    ]
+    assert runs[0].code == 0, runs[0]
     lines = _lines(out)
-    assert len(lines) == 2 and lines[0] == lines[1]  # deterministic signatures, same payload
+    assert len(lines) == 1
     assert Envelope.from_json(lines[0]).payload == ARTIFACT.read_bytes()
-    assert len(list((tmp_path / "b").iterdir())) == 2
+    bundles = {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()}
+    assert len(bundles) == 2
+    # The same payload again: its bundles would take line 1's names (red team: a repeated
+    # payload overwrote them). Refused; the file and line 1's bundles stay as they were.
+    assert runs[1].code == 2 and "already holds this payload" in runs[1].err, runs[1]
+    assert _lines(out) == lines
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == bundles
 
 
 # --- verifying -------------------------------------------------------------------------------
@@ -384,6 +392,7 @@ def test_crlf_and_a_trailing_newline_are_accepted(
         ("neither", 2, "neither a DSSE envelope nor a Sigstore bundle"),
         ("array", 1, "not a JSON object"),
         ("too-long", 2, "Limits.max_json_bytes"),
+        ("envelope-and-bundle", 2, "both DSSE envelope and Sigstore bundle members"),
     ],
 )
 def test_an_unreadable_line_is_exit_2_naming_it(
@@ -403,6 +412,17 @@ def test_an_unreadable_line_is_exit_2_naming_it(
         "not-json": good[0] + b"\n{oops\n",
         "neither": good[0] + b'\n{"predicateType": "x"}\n',
         "array": b"[" + good[0] + b"]\n",
+        # Red team: an envelope line that also carries bundle members (another envelope).
+        "envelope-and-bundle": good[0]
+        + b"\n"
+        + json.dumps(
+            {
+                **json.loads(good[1]),
+                "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "dsseEnvelope": json.loads(good[0]),
+            }
+        ).encode()
+        + b"\n",
     }.get(case)
     if case == "too-long":
         padded = json.loads(good[1])

@@ -318,7 +318,8 @@ def test_on_failure_the_summary_says_failed(
     for subject in statement["subject"]:
         assert "name" not in subject
     check = cli(*_verify(world, "--type", "vsa", tmp_path / "vsa.json"))
-    assert check.code == 0, check  # a signed FAILED summary is still a valid VSA
+    # Authentic, but a FAILED summary never verifies as OK (a gate must not admit it).
+    assert check.code == 1 and "VSA_NOT_PASSED" in check.err, check
 
 
 def _failing(world: dict[str, Path], case: str) -> list[str | Path]:
@@ -487,9 +488,10 @@ def test_a_jsonl_file_is_one_input_passed_only_when_every_line_is(
     ]
     # One tampered line: --any-line lets the command pass, never the summary.
     mixed = _jsonl(world, "env", "tampered")
+    (tmp_path / "mixed.json").write_text("an older summary")
     run = cli(*_verify(world, "--any-line", mixed), *_vsa_args(world, "mixed.json"))
-    assert run.code == 0, run
-    assert not (tmp_path / "mixed.json").exists()
+    assert run.code == 1, run  # passed with --any-line, but no summary: never exit 0
+    assert (tmp_path / "mixed.json").read_text() == "an older summary"
     run = cli(
         *_verify(world, "--any-line", "--artifact", ARTIFACT, mixed),
         *_vsa_args(world, "failed.json"),
@@ -497,3 +499,32 @@ def test_a_jsonl_file_is_one_input_passed_only_when_every_line_is(
     )
     assert run.code == 0, run
     assert _statement(tmp_path / "failed.json")["predicate"]["verificationResult"] == "FAILED"
+
+
+def test_a_failed_summary_never_verifies_as_ok_nor_becomes_passed(
+    cli: Any, world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Red team: a FAILED summary is authentic, but `verify --type vsa` must refuse it, so a
+    gate never admits it and a second summary of it is never PASSED."""
+    from dssesign.intoto.predicates import VSA_URI
+    from dssesign.verify.envelope import VSA_TYPE
+
+    assert VSA_TYPE == VSA_URI
+    run = cli(
+        *_verify(world, "--artifact", ARTIFACT, world["tampered"]),
+        *_vsa_args(world, "failed.json"),
+        "--emit-vsa-on-failure",
+    )
+    assert run.code == 1, run
+    assert _statement(tmp_path / "failed.json")["predicate"]["verificationResult"] == "FAILED"
+    check = cli(*_verify(world, "--type", "vsa", "--json", tmp_path / "failed.json"))
+    assert check.code == 1, check
+    assert json.loads(check.out)["code"] == "VSA_NOT_PASSED"
+    again = cli(
+        *_verify(world, "--artifact", ARTIFACT, tmp_path / "failed.json"),
+        *_vsa_args(world, "again.json"),
+        "--verified-level",
+        "SLSA_BUILD_LEVEL_3",
+    )
+    assert again.code == 1, again
+    assert not (tmp_path / "again.json").exists()

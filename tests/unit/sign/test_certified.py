@@ -509,3 +509,20 @@ def test_only_a_checked_certificate_reaches_a_bundle() -> None:
     result = MultiProfileSigner([signer]).sign_detailed(PAYLOAD, PAYLOAD_TYPE)
     (item,) = bundles_for(result.envelope, result.signers, "att")
     assert "publicKey" in json.loads(item.data)["verificationMaterial"]
+
+
+def test_the_signing_record_names_the_certificate() -> None:
+    """The audit trail says which organisation certificate a key signed under."""
+    from dssesign.audit.records import signing_fields
+    from dssesign.sign.multisign import SigningRecord
+
+    inner = signer_for("ecdsa-p256")
+    certified = certify(inner, _pki(inner).leaf.pem, now=EPOCH)
+    records: list[SigningRecord] = []
+    MultiProfileSigner([certified, signer_for("ed25519")], audit=records.append).sign(
+        b"{}", "application/vnd.in-toto+json"
+    )
+    by_keyid = {r.keyid: r for r in records}
+    assert by_keyid[certified.keyid].certificate_sha256 == certified.fingerprint
+    assert signing_fields(by_keyid[certified.keyid])["certificateSha256"] == certified.fingerprint
+    assert "certificateSha256" not in signing_fields(by_keyid[signer_for("ed25519").keyid])
