@@ -25,11 +25,14 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects nothing; that must fail the run, and it does (non-zero).
+# The unit tier (no server) runs on every core; the integration tier, which starts servers
+# on 127.0.0.1, one test at a time.
 unit: $(STAMP)
 	bash scripts/ensure-softhsm.sh
 	bash scripts/ensure-localstack.sh
 	bash scripts/ensure-sigstore-js.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration" -n auto
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m integration
 
 test: lint typecheck unit
 
