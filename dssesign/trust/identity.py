@@ -28,6 +28,22 @@ from ._common import (
 )
 
 
+def subject_matches(subject: str | None, subject_regexp: str | None, san: object) -> bool:
+    """An identity rule's subject test, keyless or certificate: `san` equals `subject`, or
+    (at most MAX_SUBJECT_CHARS long) `subject_regexp` matches all of it with RE2."""
+    if not isinstance(san, str):
+        return False
+    if subject is not None:
+        return san == subject
+    if subject_regexp is None or len(san) > MAX_SUBJECT_CHARS:
+        return False
+    try:
+        pattern = compile_subject_regexp(subject_regexp)
+    except ValueError:  # refused on load; a rule built in memory with one matches nothing
+        return False
+    return pattern.matches(san)
+
+
 @dataclass(frozen=True)
 class IdentityRule:
     """A keyless signer whose signatures count: OIDC issuer plus certificate SAN (and extensions).
@@ -49,19 +65,7 @@ class IdentityRule:
 
     def matches_subject(self, san: str) -> bool:
         """Does `san` satisfy this rule's subject (exact or whole-string regexp)?"""
-        if not isinstance(san, str):
-            return False
-        if self.subject is not None:
-            return san == self.subject
-        if len(san) > MAX_SUBJECT_CHARS:
-            return False
-        if self.subject_regexp is None:  # pragma: no cover - the loader refuses it
-            return False
-        try:
-            pattern = compile_subject_regexp(self.subject_regexp)
-        except ValueError:  # refused on load; a rule built in memory with one matches nothing
-            return False
-        return pattern.matches(san)
+        return subject_matches(self.subject, self.subject_regexp, san)
 
     def allows(self, predicate_type: str) -> bool:
         """May this identity attest to `predicate_type`? (exact string match; empty list: any)."""

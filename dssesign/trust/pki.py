@@ -29,7 +29,6 @@ from .._internal.strict_json import member_path
 from ..timestamp.authority import _load_one_pem
 from ._common import (
     MAX_REGEXP_CHARS,
-    MAX_SUBJECT_CHARS,
     _check_name,
     _check_text,
     _check_type_uris,
@@ -38,6 +37,7 @@ from ._common import (
     format_time,
     parse_time,
 )
+from .identity import subject_matches
 
 __all__ = [
     "MAX_CERTIFICATE_AUTHORITIES",
@@ -226,24 +226,19 @@ class CertificateIdentity:
             shown = cert.subject.rfc4514_string()
             matched = shown if shown == _normal_dn(self.subject_dn) else None
         else:
-            matched = next((s for s in certificate_names(cert) if self._matches_san(s)), None)
+            matched = next(
+                (
+                    s
+                    for s in certificate_names(cert)
+                    if subject_matches(self.subject, self.subject_regexp, s)
+                ),
+                None,
+            )
         if matched is None or not all(
             _extension_matches(cert, oid, value) for oid, value in self.extensions.items()
         ):
             return None
         return matched
-
-    def _matches_san(self, san: str) -> bool:
-        if self.subject is not None:
-            return san == self.subject
-        if self.subject_regexp is None or len(san) > MAX_SUBJECT_CHARS:
-            return False
-        from .._internal.subject_regexp import compile_subject_regexp  # noqa: PLC0415 - RE2 on use
-
-        try:
-            return compile_subject_regexp(self.subject_regexp).matches(san)
-        except ValueError:  # refused on load; one built in memory matches nothing
-            return False
 
     def to_dict(self) -> dict[str, Any]:
         """The trust-root JSON form; unset optional fields are left out."""
