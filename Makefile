@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	bash scripts/ensure-softhsm.sh
+	bash scripts/ensure-registry.sh
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(STAMP)
@@ -31,6 +32,7 @@ unit: $(STAMP)
 	bash scripts/ensure-softhsm.sh
 	bash scripts/ensure-localstack.sh
 	bash scripts/ensure-sigstore-js.sh
+	bash scripts/ensure-registry.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration" -n auto
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m integration
 

@@ -86,6 +86,11 @@ class Code(StrEnum):
     IDENTITY_REVOKED = "IDENTITY_REVOKED"
     CRL_STALE = "CRL_STALE"
     VSA_NOT_PASSED = "VSA_NOT_PASSED"
+    REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
+    REGISTRY_UNAUTHORIZED = "REGISTRY_UNAUTHORIZED"
+    IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"
+    REGISTRY_CONTENT_INVALID = "REGISTRY_CONTENT_INVALID"
+    NO_ATTESTATIONS = "NO_ATTESTATIONS"
     UNREADABLE = "UNREADABLE"
     INTERNAL = "INTERNAL"
 
@@ -154,6 +159,16 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         "accepts it)",
         Code.VSA_NOT_PASSED: "a verification summary (SLSA VSA) verified, but it says FAILED, not "
         "PASSED",
+        Code.REGISTRY_UNAVAILABLE: "an OCI registry could not be reached, failed TLS "
+        "verification, timed out or answered with a server error",
+        Code.REGISTRY_UNAUTHORIZED: "an OCI registry refused the request (401/403): no "
+        "credentials for it in the docker config.json, or the wrong ones",
+        Code.IMAGE_NOT_FOUND: "the image (or the tag, or the --platform) is not in the registry",
+        Code.REGISTRY_CONTENT_INVALID: "what a registry served breaks the OCI rules: a manifest "
+        "or blob over its size limit, bytes that do not match their digest, a malformed manifest "
+        "or index, a referrer whose subject is another image",
+        Code.NO_ATTESTATIONS: "the image has no attestation (of the requested type) in either "
+        "layout: no referrer, no tag-schema index entry, no legacy .att tag",
         Code.TOO_MANY_TIMESTAMPS: "a signature carries more than 32 RFC 3161 timestamps, or the "
         "same one twice",
         Code.TIMESTAMP_INVALID: "an RFC 3161 timestamp is unreadable (size, strict DER), not "

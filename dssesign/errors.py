@@ -139,3 +139,17 @@ class ConcurrentUpdateError(DssesignError):
     """The file changed while an update of it was being made; nothing was written."""
 
     exit_code = 1
+
+
+class RegistryError(DssesignError):
+    """An OCI registry could not be used: unreachable, refused, missing or serving bad content.
+
+    `code` is one of the REGISTRY_* / IMAGE_NOT_FOUND codes. Exit 1: the request was fine, the
+    registry operation failed (as a signing backend's outage is).
+    """
+
+    exit_code = 1
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code: Code = Code(code)

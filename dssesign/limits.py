@@ -47,6 +47,10 @@ class Limits:
     max_jsonl_lines: int = 10_000
     #: Size of one JSON Lines file of attestations (each line is also held to max_json_bytes).
     max_jsonl_bytes: int = 256 * MiB
+    #: Size of one OCI manifest or index read from a registry (the OCI spec's 4 MiB).
+    max_manifest_bytes: int = 4 * MiB
+    #: Referrers (and legacy attestation layers) of one image considered when verifying.
+    max_referrers: int = 256
 
     @classmethod
     def from_environment(cls, value: str | None = None) -> Limits:

@@ -5,8 +5,9 @@
 # Vault transit key on a local OpenBao dev server, and Sigstore keyless against the local test
 # instance (test CA, CT log, Rekor-style log). One Sigstore bundle per signature is written
 # beside it. Everything is then verified offline against a trust root built here, and a
-# tampered copy is rejected. Servers listen on 127.0.0.1 only; files live in a temporary
-# directory.
+# tampered copy is rejected. Later steps: trusted time, dual control, an organisation CA, a
+# signed verification summary, and a container image attested in an OCI registry (Debian's
+# docker-registry). Servers listen on 127.0.0.1 only; files live in a temporary directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -218,3 +219,20 @@ dssesign trust-root init --out "$work/vsa-root.json" >/dev/null
 dssesign trust-root add-key "$work/vsa-root.json" --public-key "$work/ed25519.pub" --label verifier >/dev/null
 dssesign verify --trust-root "$work/vsa-root.json" --type vsa \
   --artifact "$here/fixtures/artifacts/hello-1.0.tar.gz" "$work/hello.vsa.json" | sed 's/^/    /'
+
+echo
+echo "== 12. a container image: attest it in its registry (cosign's layout), verify it from there and offline"
+# Registry credentials come from a docker config.json, TLS trust from SSL_CERT_FILE: never argv.
+export DOCKER_CONFIG="$DEMO_DOCKER_CONFIG" SSL_CERT_FILE="$DEMO_REGISTRY_CA"
+unset REQUESTS_CA_BUNDLE
+dssesign attest --image "$DEMO_IMAGE" --key "$work/ed25519.key" --type cyclonedx \
+  --predicate "$here/fixtures/sbom/dssesign-venv.cdx.json" --out "$work/image.dsse.json" \
+  --bundle-dir "$work/image-bundles" 2>&1 | sed 's/^/    /'
+dssesign verify --image "$DEMO_IMAGE" --trust-root "$work/vsa-root.json" --type cyclonedx \
+  | sed 's/^/    /'
+dssesign download --image "$DEMO_IMAGE" --out "$work/image-attestations" | sed 's/^/    /'
+echo "  the same, offline (no registry):"
+dssesign verify --trust-root "$work/vsa-root.json" --type cyclonedx \
+  "$work"/image-attestations/*.dsse.json "$work"/image-attestations/*.sigstore.json \
+  | sed 's/^/    /'
+

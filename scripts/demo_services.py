@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.openbao import _free_port, bao_binary
+from tests.registry import RegistryPool
 from tests.sigstore_instance import start_instance
 from tests.tsa import TsaPool
 
@@ -95,6 +96,11 @@ def main() -> None:
     tsas = TsaPool(tsa_dir)
     tsa = tsas.start()
     (directory / "tsa-chain.pem").write_bytes(tsa.chain_pem)
+    # An OCI registry (Debian's docker-registry): TLS under a test CA, htpasswd, one image.
+    (directory / "registry").mkdir()
+    registries = RegistryPool(directory / "registry")
+    registry = registries.start()
+    image = registry.push_image("demo/hello", tag="1.0")
     values = {
         "VAULT_ADDR": address,
         "VAULT_TOKEN": token,
@@ -105,6 +111,9 @@ def main() -> None:
         "DEMO_SUBJECT": instance.subject,
         "DEMO_TSA_URL": tsa.url,
         "DEMO_TSA_CHAIN": str(directory / "tsa-chain.pem"),
+        "DEMO_IMAGE": registry.reference("demo/hello", image),
+        "DEMO_DOCKER_CONFIG": str(registry.docker_config(directory / "registry")),
+        "DEMO_REGISTRY_CA": str(registry.ca_pem),
     }
     env_file = directory / "services.env"
     partial = env_file.with_suffix(".partial")
@@ -115,6 +124,7 @@ def main() -> None:
     def stop(*_: object) -> None:
         instance.stop()
         tsas.close()
+        registries.close()
         openbao.terminate()
         openbao.wait(timeout=10)
         raise SystemExit(0)

@@ -17,13 +17,16 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _UNIT = Path(__file__).resolve().parent / "unit"
 
 #: The real backends the tests start on 127.0.0.1, each a session fixture shared by every
-#: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`, `tsa`.
+#: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`, `tsa`,
+#: `oci_registry`.
 pytest_plugins = [
     "tests.softhsm",
     "tests.localstack",
     "tests.openbao",
     "tests.sigstore_instance",
     "tests.tsa",
+    "tests.registry",
+    "tests.oci_fake",  # an in-process OCI registry with the referrers API (no marker)
 ]
 
 #: Backend fixture -> the marker of the tests that need it. Every such test is also
@@ -34,6 +37,7 @@ _BACKEND_MARKERS = {
     "openbao": "openbao",
     "sigstore_instance": "sigstore",
     "tsa": "tsa",
+    "oci_registry": "registry",
 }
 #: Test modules that need a tool beyond Python (node) or build wheels (the kit): integration.
 _INTEGRATION_MODULES = {

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +41,11 @@ if TYPE_CHECKING:
     from .._internal.fileio import OutputSet
     from ..audit import AuditLog
     from ..core.dsse import Envelope
+    from ..intoto.statement import ResourceDescriptor
     from ..sign.multisign import SigningContext, SigningResult
     from ..sign.signer import Signer
     from ..sign.timestamps import Timestamping
+    from .oci import ImageAttach
 
 
 def register(commands: Any) -> None:
@@ -71,6 +73,14 @@ def register(commands: Any) -> None:
     add_signing(attest)
     _add_append(attest)
     add_audit_options(attest)
+    from .oci import add_image_option
+
+    add_image_option(
+        attest,
+        legacy=True,
+        help_text="attach the attestation to this image in its registry once signed (and make "
+        "the image its subject when no --subject or --statement is given)",
+    )
     add_json(attest)
     attest.set_defaults(handler=_cmd_attest)
 
@@ -161,7 +171,7 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
         validate_statement(statement)
         assert isinstance(statement, dict)  # validate_statement refuses anything else
         return statement
-    if not args.subject:
+    if not args.subject and not getattr(args, "image", None):
         raise ConfigError("no subjects: give at least one --subject")
     if not args.predicate or not args.predicate_type:
         raise ConfigError("give --predicate FILE and --type TYPE (or --statement FILE)")
@@ -180,7 +190,9 @@ def _statement_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {"_type": None, "predicateType": type_uri, "predicate": predicate}
 
 
-def _finish_statement(args: argparse.Namespace, partial: dict[str, Any]) -> dict[str, Any]:
+def _finish_statement(
+    args: argparse.Namespace, partial: dict[str, Any], extra: Sequence[ResourceDescriptor] = ()
+) -> dict[str, Any]:
     from ..intoto.statement import build_statement
     from ..intoto.subjects import parse_subject_arg
 
@@ -188,7 +200,7 @@ def _finish_statement(args: argparse.Namespace, partial: dict[str, Any]) -> dict
         return partial
     from .common import file_progress
 
-    subjects = []
+    subjects = list(extra)
     for arg in args.subject:
         with file_progress(arg) as progress:
             subjects.append(parse_subject_arg(arg, sha512=args.sha512, progress=progress))
@@ -247,6 +259,7 @@ def _sign_and_emit(
     bundle_dir: Path | None = None,
     timestamping: Timestamping | None = None,
     jsonl: _JsonlOut | None = None,
+    image: ImageAttach | None = None,
 ) -> int:
     """Sign, commit the audit records, then publish every output at once.
 
@@ -318,6 +331,8 @@ def _sign_and_emit(
         raise
     if not args.out and not args.json:
         emit(envelope.to_json(), None)
+    if image is not None and args.json:  # after the audit record and the files
+        summary["attached"] = image.attach(result, stream=None)
     if args.json:
         if args.out:
             summary["out"] = args.out
@@ -347,6 +362,8 @@ def _sign_and_emit(
             print(f"    bundle -> {escape_controls(item['bundle'])}", file=stream)
         for moment in item.get("timestamps", []):
             print(f"    timestamped at {moment}", file=stream)
+    if image is not None:  # after the audit record and the files: a failure here loses nothing
+        image.attach(result, stream=stream)
     return 0
 
 
@@ -388,6 +405,7 @@ def _signing_command(
             context = dataclasses.replace(
                 signing_context(args, statement), operation_id=operation_id
             )
+            image = getattr(args, "image_attach", None)
             code = _sign_and_emit(
                 args,
                 outputs,
@@ -399,6 +417,7 @@ def _signing_command(
                 bundle_dir=bundle_dir,
                 timestamping=timestamping,
                 jsonl=jsonl,
+                image=image,
             )
         return code
 
@@ -532,9 +551,19 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     from ..intoto.statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
+    extra: list[ResourceDescriptor] = []
+    if args.image is not None:
+        from .oci import plan_image_attach
+
+        # The registry reached and the image resolved before any key is used.
+        args.image_attach = plan_image_attach(args)
+        if not args.subject and partial.get("_type") is None:
+            extra.append(args.image_attach.subject())
 
     def payload_of(signers: list[Signer]) -> tuple[bytes, str, dict[str, Any] | None]:
-        statement = _finish_statement(args, partial)
+        statement = _finish_statement(args, partial, extra)
+        if args.image is not None:
+            args.image_attach.check(statement)
         return statement_payload(statement), PAYLOAD_TYPE, statement
 
     return _signing_command(args, payload_of)

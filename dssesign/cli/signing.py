@@ -83,7 +83,7 @@ def add_signing(
             metavar="PEM",
             help="the X.509 code-signing certificate (PEM, one per file) of one --key: paired "
             "with the key whose public key it carries, checked before signing, carried in "
-            "that signature's bundle (needs --bundle-dir); repeatable, one per key",
+            "that signature's bundle (needs --bundle-dir or --image); repeatable, one per key",
         )
         parser.add_argument(
             "--certificate-chain",
@@ -101,7 +101,8 @@ def add_signing(
             default=[],
             metavar="URL",
             help="ask this RFC 3161 timestamp authority to timestamp every keyed signature "
-            "(repeatable; the tokens go into the bundles: needs --bundle-dir and --trust-root)",
+            "(repeatable; the tokens go into the bundles: needs --bundle-dir or --image, and "
+            "--trust-root)",
         )
         parser.add_argument(
             "--trust-root",
@@ -229,8 +230,10 @@ def _timestamping(args: argparse.Namespace, bundle_dir: Path | None) -> Timestam
         if getattr(args, "trust_root", None):
             raise ConfigError("--trust-root is only used with --tsa")
         return None
-    if bundle_dir is None:
-        raise ConfigError("--tsa needs --bundle-dir: a signature's timestamps travel in its bundle")
+    if bundle_dir is None and not getattr(args, "image", None):  # --image: to the registry
+        raise ConfigError(
+            "--tsa needs --bundle-dir (or --image): a signature's timestamps travel in its bundle"
+        )
     if not args.trust_root:
         raise ConfigError(
             "--tsa needs --trust-root: the trust root whose timestamp authorities will judge "
@@ -285,9 +288,10 @@ def _certificates(
         if chain_paths:
             raise ConfigError("--certificate-chain is only used with --certificate")
         return []
-    if bundle_dir is None:
+    if bundle_dir is None and not getattr(args, "image", None):  # --image: to the registry
         raise ConfigError(
-            "--certificate needs --bundle-dir: a signature's certificate travels in its bundle"
+            "--certificate needs --bundle-dir (or --image): a signature's certificate travels "
+            "in its bundle"
         )
     keyed = [ref for ref in args.key if ref != "keyless"]
     if len(paths) > len(keyed):

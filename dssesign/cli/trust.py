@@ -210,6 +210,16 @@ def register(commands: Any) -> None:
         "STEM.PAYLOAD.TAG.sigstore.json with the lines of STEM.jsonl, any other bundle alone "
         "(docs/offline-kit.md)",
     )
+    build.add_argument(
+        "--image",
+        metavar="REF",
+        help="also carry the attestations attached to this image in its registry (both "
+        "layouts; those whose Statement names the image digest), as `dssesign download` saves "
+        "them",
+    )
+    from .oci import add_registry_options
+
+    add_registry_options(build)
     add_json(build)
     build.set_defaults(handler=_cmd_kit_build)
 
@@ -527,16 +537,30 @@ def _publish_signed(outputs: OutputSet, path: str | None, out: bytes) -> None:
 
 
 def _cmd_kit_build(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     from ..kit import build_kit
 
-    manifest = build_kit(
-        args.trust_root,
-        args.out,
-        args.attestations,
-        args.artifacts,
-        force=args.force,
-        with_vsa=args.with_vsa,
-    )
+    attestations = list(args.attestations)
+    with tempfile.TemporaryDirectory(prefix="dssesign-kit-image-") as downloaded:
+        if args.image is not None:
+            from .oci import download_image
+
+            _, files = download_image(args, None)
+            for name, data in files:
+                (Path(downloaded) / name).write_bytes(data)
+                attestations.append(str(Path(downloaded) / name))
+        if not attestations:
+            raise ConfigError("give ATTESTATION files or --image REF")
+        manifest = build_kit(
+            args.trust_root,
+            args.out,
+            attestations,
+            args.artifacts,
+            force=args.force,
+            with_vsa=args.with_vsa,
+        )
     if args.json:
         print_json(manifest.to_dict())
     else:

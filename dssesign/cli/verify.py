@@ -88,7 +88,14 @@ def register(commands: Any) -> None:
         metavar="N",
         help="processes for many envelopes (default: every core)",
     )
-    verify.add_argument("envelopes", nargs="+", metavar="ENVELOPE|BUNDLE")
+    verify.add_argument("envelopes", nargs="*", metavar="ENVELOPE|BUNDLE")
+    from .oci import add_image_option
+
+    add_image_option(
+        verify,
+        help_text="verify the attestations attached to this image in its registry (both "
+        "layouts) instead of files: one must pass, with the image digest as a subject",
+    )
     from .verify_jsonl import add_options as add_jsonl_options
 
     add_jsonl_options(verify)  # FILE.jsonl: JSON Lines of attestations, --any-line
@@ -279,6 +286,15 @@ def _verify_command(args: argparse.Namespace, vsa: VsaStep | None) -> int:
         from ..intoto.predicates import resolve_predicate_type
 
         predicate_type = resolve_predicate_type(args.predicate_type)
+    if args.image is not None:
+        from .oci import ImageCheck, verify_image_command
+
+        if vsa is not None:
+            raise ConfigError("--emit-vsa does not summarise --image verification yet")
+        check = ImageCheck(predicate_type, at, args.require_timestamp, args.allow_stale_crl)
+        return verify_image_command(args, root, check)
+    if not args.envelopes:
+        raise ConfigError("give ENVELOPE or BUNDLE files (or --image REF)")
     if vsa is not None:
         vsa.prepare(root)  # the VSA key loaded before any envelope is verified
     from .verify_jsonl import verify_jsonl_arguments

@@ -685,10 +685,10 @@ def test_twenty_thousand_junk_signatures_are_refused_before_any_crypto(
     monkeypatch.setattr(PublicKey, "verify", counting)
     attempt = twenty_thousand_junk_signatures(tmp_path)
     fresh = make_root([generate(ED) for _ in range(3)])  # index built under the patch
-    start = time.perf_counter()
+    # No wall-clock bound (a loaded CI machine made one flaky): no signature check at all is
+    # the proof that the envelope was refused before any crypto.
     with pytest.raises(VerificationError) as info:
         verify(attempt.envelope, fresh, at=NOW)
-    assert time.perf_counter() - start < 1.0
     assert info.value.code == Code.TOO_MANY_SIGNATURES
     assert calls == 0
 
