@@ -33,6 +33,7 @@ unit: $(STAMP)
 	bash scripts/ensure-localstack.sh
 	bash scripts/ensure-sigstore-js.sh
 	bash scripts/ensure-registry.sh
+	bash scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration" -n auto
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m integration
 

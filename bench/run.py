@@ -23,6 +23,7 @@ MODULES = (
     "bench.bench_audit",
     "bench.bench_pkcs11",
     "bench.bench_kms",
+    "bench.bench_service",
 )
 
 

@@ -18,7 +18,7 @@ _UNIT = Path(__file__).resolve().parent / "unit"
 
 #: The real backends the tests start on 127.0.0.1, each a session fixture shared by every
 #: module that names it: `softhsm`, `localstack`, `openbao`, `sigstore_instance`, `tsa`,
-#: `oci_registry`.
+#: `oci_registry`, `redis_server`, `service_factory` (`dssesign serve` as a subprocess).
 pytest_plugins = [
     "tests.softhsm",
     "tests.localstack",
@@ -27,6 +27,8 @@ pytest_plugins = [
     "tests.tsa",
     "tests.registry",
     "tests.oci_fake",  # an in-process OCI registry with the referrers API (no marker)
+    "tests.redis_server",
+    "tests.service",
 ]
 
 #: Backend fixture -> the marker of the tests that need it. Every such test is also
@@ -38,6 +40,9 @@ _BACKEND_MARKERS = {
     "sigstore_instance": "sigstore",
     "tsa": "tsa",
     "oci_registry": "registry",
+    "redis_server": "redis",
+    "service_factory": "service",
+    "module_service_factory": "service",
 }
 #: Test modules that need a tool beyond Python (node) or build wheels (the kit): integration.
 _INTEGRATION_MODULES = {

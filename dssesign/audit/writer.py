@@ -93,6 +93,11 @@ class AuditLog:
         self._lock = threading.Lock()
         self._tail = _Tail()
         self._unsynced = 0
+        #: Records written by this writer, and how many of them an fdatasync made durable.
+        self._written = 0
+        self._durable = 0
+        #: Held by `flush` across its fdatasync (not the append lock), and by `close`.
+        self._sync_lock = threading.Lock()
         self._last_sync = time.monotonic()
         self._appended_since_checkpoint = False
         self._closed = False
@@ -307,6 +312,7 @@ class AuditLog:
         tail.head = record_hash
         self._appended_since_checkpoint = True
         self._unsynced += 1
+        self._written += 1
         if self._flusher is None:
             self._sync()
         elif self._unsynced >= self._group_size:
@@ -319,6 +325,7 @@ class AuditLog:
         if self._unsynced:
             _fdatasync(self._fd)
         self._unsynced = 0
+        self._durable = self._written
         self._last_sync = time.monotonic()
 
     def _flush_loop(self) -> None:
@@ -329,10 +336,14 @@ class AuditLog:
                 if self._closed or not self._unsynced:
                     continue
                 self._unsynced = 0  # records written from now on wait for the next round
+                upto = self._written
             try:
                 _fdatasync(self._fd)  # the fd stays open: close() joins this thread first
             except OSError as exc:
                 self._flush_error = exc  # the next append fails: fail closed
+            else:
+                with self._lock:
+                    self._durable = max(self._durable, upto)
             self._last_sync = time.monotonic()
 
     def _stop_flusher(self) -> None:
@@ -455,15 +466,28 @@ class AuditLog:
     # -- closing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Make every record written so far durable (group commit's explicit commit)."""
+        """Make every record written so far durable (group commit's explicit commit).
+
+        Concurrent callers share one fdatasync, run outside the append lock: appends go on
+        while it runs, and a caller whose records an fdatasync already covered returns at once.
+        """
         with self._lock:
-            if not self._closed:
-                self._sync()
+            if self._closed or self._durable >= self._written:
+                return
+            target = self._written
+        with self._sync_lock:
+            with self._lock:
+                if self._closed or self._durable >= target:
+                    return
+                upto = self._written
+            _fdatasync(self._fd)  # close() takes _sync_lock first: the fd is still open
+            with self._lock:
+                self._durable = max(self._durable, upto)
 
     def close(self) -> None:
         """Checkpoint (if this writer appended since the last one), fsync and close."""
         self._stop_flusher()
-        with self._lock:
+        with self._sync_lock, self._lock:
             if self._closed:
                 return
             try:

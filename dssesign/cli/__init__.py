@@ -17,6 +17,7 @@ from . import hsm as _cli_hsm
 from . import kms as _cli_kms
 from . import merge as _cli_merge
 from . import oci as _cli_oci
+from . import serve as _cli_serve
 from . import sign as _cli_sign
 from . import trust as _cli_trust
 from . import vault as _cli_vault
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_audit.register(commands)
     _cli_csr.register(commands)
     _cli_oci.register(commands)
+    _cli_serve.register(commands)
     return parser
 
 

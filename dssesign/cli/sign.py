@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._internal.fileio import read_bounded
@@ -26,6 +25,7 @@ from .common import (
     print_json,
     write_public_key,
 )
+from .sign_jsonl import JsonlOut, existing_lines, jsonl_content, plan_jsonl
 from .signing import (
     _attach_certificates,
     _bundle_dir,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
     from .._internal.fileio import OutputSet
     from ..audit import AuditLog
-    from ..core.dsse import Envelope
     from ..intoto.statement import ResourceDescriptor
     from ..sign.multisign import SigningContext, SigningResult
     from ..sign.signer import Signer
@@ -74,7 +73,9 @@ def register(commands: Any) -> None:
     _add_append(attest)
     add_audit_options(attest)
     from .oci import add_image_option
+    from .remote import add_server_options
 
+    add_server_options(attest)
     add_image_option(
         attest,
         legacy=True,
@@ -90,6 +91,7 @@ def register(commands: Any) -> None:
     add_signing(sign)
     _add_append(sign)
     add_audit_options(sign)
+    add_server_options(sign)
     add_json(sign)
     sign.set_defaults(handler=_cmd_sign)
 
@@ -258,7 +260,7 @@ def _sign_and_emit(
     context: SigningContext,
     bundle_dir: Path | None = None,
     timestamping: Timestamping | None = None,
-    jsonl: _JsonlOut | None = None,
+    jsonl: JsonlOut | None = None,
     image: ImageAttach | None = None,
 ) -> int:
     """Sign, commit the audit records, then publish every output at once.
@@ -312,7 +314,7 @@ def _sign_and_emit(
             if args.out:
                 data = envelope.to_json() + b"\n"
                 if jsonl is not None:
-                    data, summary["line"] = _jsonl_content(jsonl, envelope)
+                    data, summary["line"] = jsonl_content(jsonl, envelope)
                 outputs.write(args.out, data)
                 if appending:
                     outputs.append_target(args.out)
@@ -390,10 +392,10 @@ def _signing_command(
     from .audit import audit_log, signing_context
 
     operation_id = signing_context(args).operation_id  # a bad --operation-id stops us here
-    jsonl = _plan_jsonl(args)
+    jsonl = plan_jsonl(args)
     with planned_out(args) as outputs:
         if jsonl is not None and jsonl.append:
-            jsonl = dataclasses.replace(jsonl, checked=_existing_lines(jsonl.path, None))
+            jsonl = dataclasses.replace(jsonl, checked=existing_lines(jsonl.path, None))
         bundle_dir = _bundle_dir(args, outputs)
         timestamping = _timestamping(args, bundle_dir)
         certificates = _certificates(args, outputs, bundle_dir)
@@ -420,100 +422,6 @@ def _signing_command(
                 image=image,
             )
         return code
-
-
-# --- --out FILE.jsonl [--append] ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _JsonlOut:
-    """--out FILE.jsonl: one compact envelope per line, LF; with --append, one more line."""
-
-    path: str
-    append: bool
-    #: With --append: the file's bytes as checked before signing (b"": absent or empty).
-    checked: bytes = b""
-
-
-def _plan_jsonl(args: argparse.Namespace) -> _JsonlOut | None:
-    """A JSON Lines --out (by its .jsonl name), or None; --append without one is bad usage."""
-    from ..verify.jsonl import is_jsonl_name
-
-    out = getattr(args, "out", None)
-    append = bool(getattr(args, "append", False))
-    if not out or not is_jsonl_name(out):
-        if append:
-            raise ConfigError("--append needs --out FILE.jsonl (JSON Lines: one envelope per line)")
-        return None
-    return _JsonlOut(out, append)
-
-
-def _existing_lines(path: str, known: bytes | None) -> bytes:
-    """The bytes of an --append target (b"" if it does not exist yet), checked to be DSSE
-    envelope lines with room for one more; not checked again when they are `known` ones."""
-    import os
-    import stat
-
-    from ..limits import exceeded
-    from ..verify.jsonl import read_jsonl
-
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return b""
-    except OSError as exc:
-        raise InputError(f"--out {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"--append: --out {path} is not a regular file")
-    data = read_bounded(path, limit=DEFAULT_LIMITS.max_jsonl_bytes, what="--out")
-    if data and data != known:
-        try:
-            lines = read_jsonl(data, envelopes_only=True)
-        except InputError as exc:
-            raise InputError(f"--append: --out {path}: {exc}") from None
-        if len(lines) >= DEFAULT_LIMITS.max_jsonl_lines:
-            raise InputError(
-                f"--append: --out {path} holds {len(lines)} lines; one more exceeds "
-                + exceeded("max_jsonl_lines", DEFAULT_LIMITS.max_jsonl_lines)
-            )
-    return data
-
-
-def _jsonl_content(plan: _JsonlOut, envelope: Envelope) -> tuple[bytes, int]:
-    """The whole new file and the number of its new line. With --append (under the lock) the
-    lines there now, checked again if they changed since, then this one, ending as they do.
-
-    A payload already in the file is refused: its line's bundles would have the same names
-    (they are named by payload and key), and a file of attestations holds each one once.
-    """
-    line = envelope.to_json()
-    if not plan.append:
-        return line + b"\n", 1
-    from ..limits import exceeded
-    from ..verify.jsonl import read_jsonl
-
-    data = _existing_lines(plan.path, plan.checked)
-    if data:
-        for existing in read_jsonl(data, envelopes_only=True):
-            if existing.envelope is not None and (
-                existing.envelope.payload == envelope.payload
-                and existing.envelope.payload_type == envelope.payload_type
-            ):
-                raise InputError(
-                    f"--append: line {existing.number} of --out {plan.path} already holds this "
-                    "payload; a JSON Lines file holds each attestation once (and its bundles "
-                    "would take the same names)"
-                )
-    end = b"\r\n" if data.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
-    if data and not data.endswith(b"\n"):
-        data += end
-    content = data + line + end
-    if len(content) > DEFAULT_LIMITS.max_jsonl_bytes:
-        raise InputError(
-            f"--append: --out {plan.path} would be {len(content)} bytes, more than "
-            + exceeded("max_jsonl_bytes", DEFAULT_LIMITS.max_jsonl_bytes)
-        )
-    return content, data.count(b"\n") + 1
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -551,6 +459,14 @@ def _cmd_attest(args: argparse.Namespace) -> int:
     from ..intoto.statement import PAYLOAD_TYPE, statement_payload
 
     partial = _statement_from_args(args)  # refuse a bad predicate before touching any key
+    if args.server:
+        from .remote import remote_sign
+
+        def built() -> tuple[bytes, str, dict[str, Any] | None]:
+            statement = _finish_statement(args, partial)
+            return statement_payload(statement), PAYLOAD_TYPE, statement
+
+        return remote_sign(args, built)
     extra: list[ResourceDescriptor] = []
     if args.image is not None:
         from .oci import plan_image_attach
@@ -584,6 +500,10 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         )
     payload = read_bounded(args.payload, limit=DEFAULT_LIMITS.max_payload_bytes, what="payload")
     statement = _check_in_toto_payload(payload, payload_type, args.payload)
+    if args.server:
+        from .remote import remote_sign
+
+        return remote_sign(args, lambda: (payload, payload_type, statement))
     return _signing_command(args, lambda signers: (payload, payload_type, statement))
 
 
