@@ -45,6 +45,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             # flood budget); the service sees the peer, and a proxy in front must be TLS-only.
             proxy_headers=False,
             server_header=False,
+            # Bounded connections: beyond this uvicorn answers 503 itself; idle keep-alive
+            # connections are closed after a few seconds.
+            limit_concurrency=service.config.server.max_inflight * 4 + 64,
+            timeout_keep_alive=5,
             lifespan="off",
         )
     finally:

@@ -135,12 +135,20 @@ def _trust_root(path: Any) -> TrustRoot:
 def build_app(service: Service) -> Gate:
     """The ASGI app: the gate in front of Starlette's routes."""
 
-    async def post(request: Request) -> Response:
+    # One endpoint function per route, never dispatched on the request's URL: the gate checked
+    # the scope of this route's path, and a Host header must not choose another handler.
+    async def sign(request: Request) -> Response:
         principal: Principal = request.scope["state"]["principal"]
         body = handlers.parse_body(await request.body())
-        work = {"/v1/sign": handlers.sign, "/v1/attest": handlers.attest}.get(request.url.path)
-        if work is not None:
-            return JSONResponse(await run_in_threadpool(work, service, principal, body))
+        return JSONResponse(await run_in_threadpool(handlers.sign, service, principal, body))
+
+    async def attest(request: Request) -> Response:
+        principal: Principal = request.scope["state"]["principal"]
+        body = handlers.parse_body(await request.body())
+        return JSONResponse(await run_in_threadpool(handlers.attest, service, principal, body))
+
+    async def verify(request: Request) -> Response:
+        body = handlers.parse_body(await request.body())
         return JSONResponse(await run_in_threadpool(handlers.verify, service, body))
 
     async def keys(request: Request) -> Response:
@@ -177,9 +185,9 @@ def build_app(service: Service) -> Gate:
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     routes = [
-        Route("/v1/sign", post, methods=["POST"]),
-        Route("/v1/attest", post, methods=["POST"]),
-        Route("/v1/verify", post, methods=["POST"]),
+        Route("/v1/sign", sign, methods=["POST"]),
+        Route("/v1/attest", attest, methods=["POST"]),
+        Route("/v1/verify", verify, methods=["POST"]),
         Route("/v1/keys", keys, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -28,6 +28,7 @@ __all__ = ["ServiceClient", "Signed"]
 
 _MAX_RESPONSE = 256 * 1024 * 1024
 _MAX_TOKEN = 8192
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 #: RFC 6750's b64token: what a bearer token may be, and nothing that could split a header.
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
@@ -55,8 +56,15 @@ class ServiceClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise ConfigError(f"--server {escape_controls(clip(url, 80))}: not an http(s) URL")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError("--server: not an http(s) URL")
+        if parts.username or parts.password:
+            raise ConfigError("--server: no user or password in the URL (the token authenticates)")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            raise ConfigError(
+                "--server: plain HTTP only to this machine (127.0.0.1, ::1, localhost): the "
+                "bearer token must not cross a network in clear"
+            )
         token = token.strip()
         if not token or len(token) > _MAX_TOKEN or _TOKEN68.fullmatch(token) is None:
             # Never echoed: a token with a line break would otherwise reach an error message.
@@ -105,7 +113,11 @@ class ServiceClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Authorization": f"Bearer {self._token}", "User-Agent": "dssesign"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "User-Agent": "dssesign",
+            "Accept-Encoding": "identity",  # an answer is read to a bound, never inflated
+        }
         if data is not None:
             headers["Content-Type"] = "application/json"
         for attempt in range(self._retries + 1):
@@ -118,9 +130,15 @@ class ServiceClient:
                     timeout=self._timeout,
                     redirect=False,
                     preload_content=False,
+                    decode_content=False,
                 )
                 try:
-                    raw = response.read(_MAX_RESPONSE + 1)
+                    if response.headers.get("content-encoding", "identity") != "identity":
+                        raise SigningError(
+                            f"signing service {self._base} answered a compressed body it was "
+                            "not asked for"
+                        )
+                    raw = response.read(_MAX_RESPONSE + 1, decode_content=False)
                 finally:
                     response.release_conn()
             except (urllib3.exceptions.HTTPError, ValueError) as exc:
@@ -179,11 +197,16 @@ def _signed(answer: dict[str, Any], payload: bytes, payload_type: str, count: in
             f"bundles for {count} keys"
         )
     for bundle, signature in zip(parsed, signatures, strict=True):
-        if bundle.payload != payload or [s.sig for s in bundle.signatures] != [signature]:
+        same = bundle.payload == payload and bundle.payload_type == payload_type
+        if not same or [s.sig for s in bundle.signatures] != [signature]:
             raise SigningError("a bundle from the signing service does not hold its signature")
     keys = answer.get("keys", [])
+    if not isinstance(keys, list) or not all(
+        isinstance(k, dict) and all(isinstance(v, str) for v in k.values()) for k in keys
+    ):
+        raise SigningError("the signing service answered a malformed key list")
     return Signed(
         envelope,
         tuple(json.dumps(b, separators=(",", ":")).encode() + b"\n" for b in bundles),
-        tuple(k for k in keys if isinstance(k, dict)),
+        tuple(keys),
     )

@@ -1,9 +1,9 @@
 """The ASGI gate in front of every `/v1/` endpoint, in the order that keeps floods cheap.
 
-1. A client address that recently spent its budget of unauthenticated requests gets 429 before
-   any other work (no token parsing, no crypto).
-2. The bearer token is verified (401 naming the reason; the address's budget is charged), then
-   the endpoint's scope and the tenant (403).
+1. The bearer token is verified (at most 8 KiB, one signature). A valid one always passes this
+   step; a bad one is charged to its client address's budget: 401 naming the reason, or 429
+   once the address has spent its budget (then until its bucket refills).
+2. The endpoint's scope and the tenant (403).
 3. The tenant's quota (429 with Retry-After; 503 if the shared quota store is down).
 4. `max_inflight` (503 with Retry-After: never an unbounded queue), of which one tenant may hold
    at most half when there are several.
@@ -37,6 +37,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: Seconds a request body may take to arrive once its slot is taken.
+_BODY_DEADLINE_S = 10.0
 #: Endpoint -> (method, the scope its token must carry).
 SCOPES = {
     "/v1/sign": ("POST", "signer.sign"),
@@ -89,19 +91,19 @@ class Gate:
     ) -> tuple[int, str, Principal | None]:
         method, needed = SCOPES[scope["path"]]
         now = time.monotonic()
-        until = self._blocked.get(address)
-        if until is not None and until > now:
-            return (
-                await _deny(
-                    send, 429, "RATE_LIMITED", "too many unauthenticated requests", until - now
-                ),
-                "rate_limited",
-                None,
-            )
-        self._blocked.pop(address, None)
         try:
+            # A valid token always gets through: behind a TLS proxy every client has the
+            # proxy's address, and one flooder must not lock the others out. A junk token costs
+            # one bounded check (8 KiB, one signature) before the address budget applies.
             principal = self.service.tokens.verify(_bearer(scope))
         except TokenError as exc:
+            until = self._blocked.get(address)
+            if until is not None and until > now:
+                status = await _deny(
+                    send, 429, "RATE_LIMITED", "too many unauthenticated requests", until - now
+                )
+                return status, "rate_limited", None
+            self._blocked.pop(address, None)
             decision = self.service.unauthenticated.acquire(
                 address, self.service.config.server.unauthenticated_rate_per_minute
             )
@@ -168,7 +170,14 @@ class Gate:
         self._inflight += 1
         self._by_tenant[tenant.name] = self._by_tenant.get(tenant.name, 0) + 1
         try:
-            body = await _read_body(scope, receive, self.service.config.server.max_body_bytes)
+            try:
+                with anyio.fail_after(_BODY_DEADLINE_S):  # a trickled body holds no slot long
+                    body = await _read_body(
+                        scope, receive, self.service.config.server.max_body_bytes
+                    )
+            except TimeoutError:
+                status = await _deny(send, 408, "TIMEOUT", "the request body came too slowly")
+                return status, "body_timeout", principal
             if body is None:
                 return (
                     await _deny(send, 413, "TOO_LARGE", "request body over max_body_bytes"),

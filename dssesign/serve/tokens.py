@@ -260,7 +260,7 @@ def _load_jwk(where: str, jwk: object) -> _Key:
     algorithms, public_key = _public_key(where, jwk, kty)
     declared = jwk.get("alg")
     if declared is not None:
-        if declared not in algorithms:
+        if not isinstance(declared, str) or declared not in algorithms:
             raise ConfigError(f"{where}: alg {str(declared)[:16]!r} does not fit a {kty} key")
         algorithms = frozenset({declared})
     return _Key(kid=kid, public_key=public_key, algorithms=algorithms)
