@@ -438,7 +438,6 @@ def download_files(
     this unauthenticated look is enough to choose, and verification decides).
     """
     import hashlib
-    import json
 
     from .._internal.strict_json import loads_strict
     from ..sign.countersign import signature_bundle_names
@@ -469,12 +468,8 @@ def download_files(
         names: Sequence[str | None] = signature_bundle_names(envelope, stem)
         if len(set(names)) < len(names):  # two signatures under one keyid (a forged hint)
             names = [None] * len(names)
-        by_signature = {}
-        for bundle in group.bundles:
-            sig = json.loads(bundle)["dsseEnvelope"]["signatures"][0]["sig"]
-            by_signature[sig] = bundle
         for signature, name in zip(envelope.signatures, names, strict=True):
-            bundle = by_signature.get(signature.to_dict()["sig"])
+            bundle = group.bundle_of.get(signature.sig)
             if bundle is None:
                 continue
             tag = hashlib.sha256(signature.sig).hexdigest()[:16]

@@ -55,7 +55,8 @@ class Group:
     payload: bytes
     members: list[Member] = field(default_factory=list)
     signatures: list[Signature] = field(default_factory=list)
-    bundles: list[bytes] = field(default_factory=list)
+    #: Signature bytes -> the bundle that carries it (the first found), in the order found.
+    bundle_of: dict[bytes, bytes] = field(default_factory=dict)
     #: For each member (candidate index): the envelope signature indexes it brought.
     member_signatures: dict[int, list[int]] = field(default_factory=dict)
 
@@ -65,16 +66,20 @@ class Group:
         return Envelope(self.payload, self.payload_type, tuple(self.signatures))
 
     @property
+    def bundles(self) -> list[bytes]:
+        """One bundle per bundled signature, as `verify` takes them."""
+        return list(self.bundle_of.values())
+
+    @property
     def payload_sha256(self) -> str:
         """Names the group in reports and file names."""
         return hashlib.sha256(self.payload).hexdigest()
 
     def merge(self, members: Sequence[Member], limits: Limits) -> list[str]:
         """Build signatures and bundles from `members`; what did not fit, as messages."""
-        self.signatures, self.bundles, self.member_signatures = [], [], {}
+        self.signatures, self.bundle_of, self.member_signatures = [], {}, {}
         keyids: dict[bytes, set[str]] = {}
         position: dict[bytes, int] = {}
-        bundled: set[bytes] = set()
         dropped: list[str] = []
         for member in members:
             brought: list[int] = []
@@ -88,9 +93,8 @@ class Group:
                 brought.append(position[found.sig])
             if member.bundle is not None:
                 signature = member.envelope.signatures[0].sig
-                if signature in position and signature not in bundled:
-                    bundled.add(signature)
-                    self.bundles.append(member.bundle)
+                if signature in position:
+                    self.bundle_of.setdefault(signature, member.bundle)
             self.member_signatures[member.index] = brought
         for sig in position:
             names = keyids[sig]  # a source without a keyid does not vouch for another's
